@@ -1,0 +1,271 @@
+"""Plain values of the handoff domain: statuses, roles, the allowed status moves, and the records
+the store returns. No I/O here, so every rule about "who may do what, when" can be tested alone."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+JSON = Mapping[str, Any]
+
+
+class Status(str, enum.Enum):
+    """Who owns a conversation. ``bot`` and ``resolved`` are bot-owned; ``queued`` and ``assigned``
+    are human-owned: while a conversation is human-owned no visitor turn reaches Rasa's policies."""
+
+    BOT = "bot"
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+
+    @property
+    def human_owned(self) -> bool:
+        return self in (Status.QUEUED, Status.ASSIGNED)
+
+
+class Role(str, enum.Enum):
+    """Who wrote a message. ``note`` is internal: it never reaches the visitor."""
+
+    VISITOR = "visitor"
+    BOT = "bot"
+    AGENT = "agent"
+    NOTE = "note"
+    SYSTEM = "system"
+
+    @property
+    def visible_to_visitor(self) -> bool:
+        return self in (Role.BOT, Role.AGENT, Role.SYSTEM)
+
+
+class Move(str, enum.Enum):
+    """A status change, named the way a support lead would say it."""
+
+    HANDOFF_REQUESTED = "handoff_requested"
+    CLAIMED = "claimed"
+    RELEASED = "released"
+    HANDED_BACK = "handed_back"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"  # the visitor stopped waiting and went back to the bot
+
+
+# The one table of allowed moves: (from, move) -> to. Anything else is an InvalidTransition.
+TRANSITIONS: dict[tuple[Status, Move], Status] = {
+    (Status.BOT, Move.HANDOFF_REQUESTED): Status.QUEUED,
+    (Status.RESOLVED, Move.HANDOFF_REQUESTED): Status.QUEUED,
+    (Status.QUEUED, Move.CLAIMED): Status.ASSIGNED,
+    (Status.ASSIGNED, Move.RELEASED): Status.QUEUED,
+    (Status.QUEUED, Move.HANDED_BACK): Status.BOT,
+    (Status.ASSIGNED, Move.HANDED_BACK): Status.BOT,
+    (Status.QUEUED, Move.RESOLVED): Status.RESOLVED,
+    (Status.ASSIGNED, Move.RESOLVED): Status.RESOLVED,
+    (Status.QUEUED, Move.CANCELLED): Status.BOT,
+}
+
+
+def sources_of(move: Move) -> frozenset[Status]:
+    """The statuses a move may start from."""
+    return frozenset(src for (src, m) in TRANSITIONS if m is move)
+
+
+def target_of(current: Status, move: Move) -> Optional[Status]:
+    return TRANSITIONS.get((current, move))
+
+
+class Outcome(str, enum.Enum):
+    """How the human stretch ended, as the agent reports it on hand-back."""
+
+    RESOLVED = "resolved"
+    FOLLOW_UP = "follow_up"
+    CONTINUE = "continue"
+
+
+def now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Why and how the bot stepped aside, as ``action_handoff`` reported it."""
+
+    reason: str
+    priority: int = 2
+    team: Optional[str] = None
+    evidence: JSON = field(default_factory=dict)
+    summary: JSON = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "priority": self.priority,
+            "team": self.team,
+            "evidence": dict(self.evidence),
+            "summary": dict(self.summary),
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: str
+    seq: int
+    role: Role
+    text: str
+    created_at: float
+    author: Optional[str] = None
+    author_name: Optional[str] = None
+    payload: Optional[JSON] = None
+    meta: Optional[JSON] = None
+    client_id: Optional[str] = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "seq": self.seq,
+            "role": self.role.value,
+            "text": self.text,
+            "author": self.author,
+            "author_name": self.author_name,
+            "payload": dict(self.payload) if self.payload else None,
+            "meta": dict(self.meta) if self.meta else None,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class LastMessage:
+    role: Role
+    text: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    status: Status
+    created_at: float
+    updated_at: float
+    assignee: Optional[str] = None
+    assignee_name: Optional[str] = None
+    handoff: Optional[Handoff] = None
+    queued_at: Optional[float] = None
+    metadata: JSON = field(default_factory=dict)
+    message_count: int = 0
+    last_message: Optional[LastMessage] = None
+    visitor_delivered_seq: int = 0
+
+    @property
+    def visitor_label(self) -> str:
+        custom = self.metadata.get("customData") if isinstance(self.metadata, Mapping) else None
+        if isinstance(custom, Mapping):
+            for key in ("name", "email", "user_name"):
+                value = custom.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()[:60]
+        return f"Visitor {self.id[:6]}"
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The row an inbox list shows."""
+        last = self.last_message
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "visitor_label": self.visitor_label,
+            "reason": self.handoff.reason if self.handoff else None,
+            "priority": self.handoff.priority if self.handoff else None,
+            "team": self.handoff.team if self.handoff else None,
+            "headline": (self.handoff.summary.get("headline") if self.handoff else None),
+            "assignee": self.assignee,
+            "assignee_name": self.assignee_name,
+            "queued_at": self.queued_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "message_count": self.message_count,
+            "last_message": (
+                {"role": last.role.value, "text": last.text, "created_at": last.created_at}
+                if last
+                else None
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    id: int
+    conversation_id: str
+    kind: str
+    from_status: Optional[Status]
+    to_status: Optional[Status]
+    actor: str
+    detail: JSON
+    created_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "kind": self.kind,
+            "from_status": self.from_status.value if self.from_status else None,
+            "to_status": self.to_status.value if self.to_status else None,
+            "actor": self.actor,
+            "detail": dict(self.detail),
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the inbox feed (SSE and poll). Ids increase strictly; ``data`` is what the wire
+    carries, so a replay after reconnect is byte-for-byte what a live client saw."""
+
+    id: int
+    type: str
+    conversation_id: str
+    data: JSON
+    created_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.data, id=self.id, type=self.type, conversation_id=self.conversation_id,
+                    created_at=self.created_at)
+
+
+class Availability(str, enum.Enum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+
+
+@dataclass(frozen=True)
+class Agent:
+    username: str
+    display_name: str
+    role: str = "agent"
+    availability: Availability = Availability.AVAILABLE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "display_name": self.display_name,
+            "role": self.role,
+            "availability": self.availability.value,
+        }
+
+
+class OutboxKind(str, enum.Enum):
+    """What the gateway asks of Rasa, in order, per conversation."""
+
+    TURN = "turn"  # a visitor turn for the bot (becomes LOG if a human owns it by then)
+    LOG = "log"  # record the human stretch in the tracker, no policies
+    HANDBACK = "handback"  # resume the bot and let action_handback speak
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    conversation_id: str
+    kind: OutboxKind
+    payload: JSON
+    created_at: float
+    attempts: int = 0

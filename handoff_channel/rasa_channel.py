@@ -1,0 +1,290 @@
+"""The Rasa side of the handoff: an input channel registered in ``bot/credentials.yml`` as
+``handoff_channel.rasa_channel.HandoffInput``. It runs inside ``rasa run`` and answers the gateway
+over authenticated HTTP (``/webhooks/handoff/...``):
+
+* ``POST /turn``     a bot-owned visitor turn: NLU, policies, actions; returns what the bot said and,
+                     if ``action_handoff`` ran, the handoff it asked for.
+* ``POST /log``      the human stretch, recorded in the tracker without running any policy.
+* ``POST /handback`` resume the tracker and let ``action_handback`` speak (external intent
+                     ``handoff_done``).
+
+It never pushes to visitors; the gateway owns the sockets. Every route is idempotent on retry, so a
+gateway that lost an answer (Rasa killed mid-turn) can ask again without the bot acting twice."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    ConversationResumed,
+    UserUttered,
+)
+
+log = logging.getLogger(__name__)
+
+HANDOFF_INTENT = "handoff_done"
+MAX_BODY_BYTES = 256 * 1024
+
+
+class CollectingOutput(OutputChannel):
+    """Collects what the bot says, as Rasa's message dicts. Overrides ``send_response`` whole, so
+    nothing here can raise: an exception in an output channel makes Rasa drop the turn's tracker."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "handoff"
+
+    def __init__(self) -> None:
+        self.messages: List[Dict[Text, Any]] = []
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        try:
+            self.messages.append({k: v for k, v in dict(message).items() if v not in (None, [], "")})
+        except Exception:  # pragma: no cover - defensive: never break Rasa's turn
+            log.exception("could not collect a bot message")
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        self.messages.append({"text": text})
+
+
+def split_handoff(messages: List[Dict[Text, Any]]) -> tuple[List[Dict[Text, Any]], Optional[Dict[Text, Any]]]:
+    """Take the handoff request (custom payload ``{"handoff": {...}}``) out of the bot's messages."""
+    visible: List[Dict[Text, Any]] = []
+    handoff: Optional[Dict[Text, Any]] = None
+    for m in messages:
+        custom = m.get("custom")
+        if isinstance(custom, dict) and isinstance(custom.get("handoff"), dict):
+            handoff = custom["handoff"]
+            rest = {k: v for k, v in m.items() if k not in ("custom", "timestamp", "utter_action")}
+            if rest.get("text"):
+                visible.append(rest)
+            continue
+        visible.append({k: v for k, v in m.items() if k != "timestamp"})
+    return visible, handoff
+
+
+def _error(status: int, code: str, message: str) -> HTTPResponse:
+    return response.json({"error": {"code": code, "message": message}}, status=status)
+
+
+def _bot_events_after(events: List[Any], predicate: Callable[[Any], bool]) -> Optional[List[Dict[Text, Any]]]:
+    """The bot messages logged after the last user event matching ``predicate`` (None if absent)."""
+    start = None
+    for i in range(len(events) - 1, -1, -1):
+        if isinstance(events[i], UserUttered) and predicate(events[i]):
+            start = i
+            break
+    if start is None:
+        return None
+    out = []
+    for e in events[start + 1:]:
+        if isinstance(e, UserUttered):
+            break
+        if isinstance(e, BotUttered):
+            out.append(e.message())
+    return out
+
+
+class HandoffInput(InputChannel):
+    """Bridge between the handoff gateway and Rasa's agent."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "handoff"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "HandoffInput":
+        credentials = credentials or {}
+        token = str(credentials.get("token") or "").strip()
+        if not token or token.startswith("${"):
+            raise ValueError(
+                "handoff_channel.rasa_channel.HandoffInput needs a 'token' in credentials.yml "
+                "(set HANDOFF_RASA_TOKEN to the same secret for the gateway and for rasa run)."
+            )
+        return cls(token=token)
+
+    def __init__(self, token: Text) -> None:
+        self.token = token
+
+    def _authorised(self, request: Request) -> bool:
+        given = request.headers.get("X-Handoff-Token", "")
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    @staticmethod
+    def _body(request: Request) -> Dict[Text, Any]:
+        if len(request.body or b"") > MAX_BODY_BYTES:
+            raise ValueError("body too large")
+        data = json.loads(request.body or b"null")
+        if not isinstance(data, dict) or not isinstance(data.get("conversation_id"), str) or not data["conversation_id"]:
+            raise ValueError("expected a JSON object with a 'conversation_id'")
+        return data
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("handoff_bridge", __name__)
+        channel = self
+
+        async def guarded(
+            request: Request, handler: Callable[[Any, Dict[Text, Any]], Awaitable[HTTPResponse]]
+        ) -> HTTPResponse:
+            if not channel._authorised(request):
+                return _error(401, "unauthorized", "Missing or wrong X-Handoff-Token.")
+            try:
+                body = channel._body(request)
+            except (ValueError, json.JSONDecodeError) as exc:
+                return _error(400, "invalid_payload", str(exc))
+            agent = getattr(request.app.ctx, "agent", None)
+            if agent is None or not agent.is_ready():
+                # 503: the gateway keeps the item and retries once the model is loaded.
+                return _error(503, "not_ready", "No model is loaded yet.")
+            return await handler(agent, body)
+
+        @bp.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            agent = getattr(request.app.ctx, "agent", None)
+            return response.json({"status": "ok", "model_ready": bool(agent and agent.is_ready())})
+
+        @bp.route("/turn", methods=["POST"])
+        async def turn(request: Request) -> HTTPResponse:
+            return await guarded(request, lambda agent, body: channel._turn(agent, body, on_new_message))
+
+        @bp.route("/log", methods=["POST"])
+        async def log_human_stretch(request: Request) -> HTTPResponse:
+            return await guarded(request, channel._log)
+
+        @bp.route("/handback", methods=["POST"])
+        async def handback(request: Request) -> HTTPResponse:
+            return await guarded(request, channel._handback)
+
+        return bp
+
+    # -- routes --------------------------------------------------------------------------------
+    async def _turn(
+        self, agent: Any, body: Dict[Text, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> HTTPResponse:
+        conversation_id = body["conversation_id"]
+        text = body.get("text")
+        message_id = body.get("message_id")
+        if not isinstance(text, str) or not isinstance(message_id, str):
+            return _error(400, "invalid_payload", "'text' and 'message_id' must be strings.")
+        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        if body.get("retry"):
+            # The gateway may not have seen our answer. If the turn was already processed, answer
+            # with what the bot said then instead of running it twice.
+            tracker = await agent.tracker_store.retrieve(conversation_id)
+            if tracker is not None:
+                said = _bot_events_after(list(tracker.events), lambda e: e.message_id == message_id)
+                if said is not None:
+                    messages, handoff = split_handoff(said)
+                    return response.json({"messages": messages, "handoff": handoff, "parse": None, "replayed": True})
+        # Parse first so the gateway learns intent and confidence without re-reading the tracker;
+        # Rasa then skips NLU because parse_data is given.
+        parse = await agent.parse_message(text)
+        out = CollectingOutput()
+        await on_new_message(
+            UserMessage(
+                text, out, conversation_id, parse_data=parse, input_channel=self.name(),
+                message_id=message_id, metadata=metadata,
+            )
+        )
+        messages, handoff = split_handoff(out.messages)
+        intent = parse.get("intent") or {}
+        return response.json(
+            {
+                "messages": messages,
+                "handoff": handoff,
+                "parse": {
+                    "intent": intent.get("name"),
+                    "confidence": intent.get("confidence"),
+                    "entities": [
+                        {"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []
+                    ],
+                    **({"sentiment": parse["sentiment"]} if "sentiment" in parse else {}),
+                },
+            }
+        )
+
+    async def _log(self, agent: Any, body: Dict[Text, Any]) -> HTTPResponse:
+        conversation_id = body["conversation_id"]
+        entries = body.get("entries")
+        if not isinstance(entries, list):
+            return _error(400, "invalid_payload", "'entries' must be a list.")
+        events: List[Any] = []
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+                return _error(400, "invalid_payload", "each entry needs a 'role' and a 'text'.")
+            ts = entry.get("timestamp") if isinstance(entry.get("timestamp"), (int, float)) else None
+            mid = str(entry.get("message_id") or "")
+            if entry.get("role") == "visitor":
+                # NLU runs for the record (intent, entities, sentiment), never the policies.
+                parse = await agent.parse_message(entry["text"])
+                events.append(
+                    UserUttered(
+                        entry["text"], parse.get("intent"), parse.get("entities"), parse,
+                        timestamp=ts, input_channel=self.name(), message_id=mid or None,
+                        metadata={"handoff": "human_stretch"},
+                    )
+                )
+            else:
+                meta = {"message_id": mid, "handoff": "human_stretch"}
+                if entry.get("role") == "agent":
+                    meta.update(human_agent=entry.get("author"), agent_name=entry.get("author_name"))
+                else:
+                    meta.update(handoff_system=True)
+                events.append(BotUttered(entry["text"], {}, meta, timestamp=ts))
+        async with agent.lock_store.lock(conversation_id):
+            tracker = await agent.processor.get_tracker(conversation_id)
+            seen = {e.message_id for e in tracker.events if isinstance(e, UserUttered) and e.message_id}
+            seen |= {
+                e.metadata.get("message_id") for e in tracker.events
+                if isinstance(e, BotUttered) and e.metadata.get("message_id")
+            }
+            added = 0
+            for event in events:
+                key = event.message_id if isinstance(event, UserUttered) else event.metadata.get("message_id")
+                if key and key in seen:
+                    continue  # a retry of an entry already recorded
+                tracker.update(event)
+                added += 1
+            if added:
+                await agent.tracker_store.save(tracker)
+        return response.json({"logged": added})
+
+    async def _handback(self, agent: Any, body: Dict[Text, Any]) -> HTTPResponse:
+        conversation_id = body["conversation_id"]
+        facts = body.get("facts") if isinstance(body.get("facts"), dict) else {}
+        entities: Dict[Text, Text] = {
+            "handoff_outcome": str(body.get("outcome") or "continue"),
+            "handoff_agent": str(body.get("agent_name") or body.get("agent") or "our team"),
+        }
+        if body.get("note"):
+            entities["handoff_note"] = str(body["note"])
+        for key, value in facts.items():
+            if isinstance(key, str) and key and not key.startswith("handoff_"):
+                entities[key] = str(value)
+        out = CollectingOutput()
+        async with agent.lock_store.lock(conversation_id):
+            tracker = await agent.processor.get_tracker(conversation_id)
+            if body.get("retry") and not tracker.is_paused():
+                said = _bot_events_after(
+                    list(tracker.events), lambda e: (e.intent or {}).get("name") == HANDOFF_INTENT
+                )
+                if said is not None:
+                    messages, _ = split_handoff(said)
+                    return response.json({"messages": messages, "replayed": True})
+            # The protocol that held against fallback rewinds and /restart: resume, close the
+            # paused stretch with action_listen, then a real bot turn through an external intent.
+            tracker.update(ConversationResumed())
+            tracker.update(ActionExecuted("action_listen"))
+            await agent.processor.trigger_external_user_uttered(HANDOFF_INTENT, entities, tracker, out)
+        messages, _ = split_handoff(out.messages)
+        return response.json({"messages": messages})

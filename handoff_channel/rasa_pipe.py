@@ -1,0 +1,249 @@
+"""The gateway's ordered, durable line to Rasa.
+
+Each conversation has an outbox (in the store) and at most one worker draining it in order:
+bot turns, records of the human stretch, hand-backs. A worker retries with capped backoff while
+Rasa is down or restarting, so bot-owned visitors get their answers once Rasa is back and no item is
+lost; human conversations never wait on it, because their messages reach agents and visitors
+before anything is sent to Rasa."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Mapping, Optional
+
+import aiohttp
+
+from .errors import ConversationNotFound
+from .models import Handoff, Message, OutboxItem, OutboxKind, Role
+from .service import HandoffService
+from .settings import Settings
+from .store import ConversationStore
+from .webchat import from_rasa
+
+log = logging.getLogger(__name__)
+
+
+class RasaRejected(Exception):
+    """Rasa answered 4xx: retrying the same request cannot help."""
+
+
+class RasaClient:
+    """HTTP client of the ``HandoffInput`` channel running inside ``rasa run``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base = settings.rasa_url + "/webhooks/handoff"
+        self.token = settings.rasa_token
+        self.timeout = aiohttp.ClientTimeout(total=settings.rasa_timeout_s)
+        self._session: Optional[aiohttp.ClientSession] = None
+
+    async def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        async with self._session.post(
+            self.base + path, json=body, headers={"X-Handoff-Token": self.token}
+        ) as resp:
+            if 400 <= resp.status < 500:
+                raise RasaRejected(f"{path}: HTTP {resp.status}: {(await resp.text())[:300]}")
+            if resp.status >= 500:
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, (), status=resp.status, message=(await resp.text())[:300]
+                )
+            data = await resp.json()
+            return data if isinstance(data, dict) else {}
+
+    async def turn(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._post("/turn", body)
+
+    async def log(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._post("/log", body)
+
+    async def handback(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._post("/handback", body)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _log_entry(msg: Message) -> dict[str, Any]:
+    return {
+        "role": "visitor" if msg.role is Role.VISITOR else ("system" if msg.role is Role.SYSTEM else "agent"),
+        "text": msg.text,
+        "message_id": f"gw-{msg.id}",
+        "author": msg.author,
+        "author_name": msg.author_name,
+        "timestamp": msg.created_at,
+    }
+
+
+class RasaPipe:
+    def __init__(
+        self, store: ConversationStore, service: HandoffService, client: RasaClient, settings: Settings
+    ) -> None:
+        self.store = store
+        self.service = service
+        self.client = client
+        self.settings = settings
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._closing = False
+        self.rasa_up = True
+        service.on_outbox = self.kick
+
+    async def start(self) -> None:
+        for conversation_id in await self.store.conversations_with_pending_outbox():
+            self.kick(conversation_id)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in list(self._workers.values()):
+            task.cancel()
+        for task in list(self._workers.values()):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.client.close()
+
+    def kick(self, conversation_id: str) -> None:
+        if self._closing:
+            return
+        task = self._workers.get(conversation_id)
+        if task is not None and not task.done():
+            self._again.add(conversation_id)
+            return
+        self._workers[conversation_id] = asyncio.create_task(self._drain(conversation_id))
+
+    async def idle(self) -> None:
+        """Wait until every outbox is drained (for tests and graceful shutdown)."""
+        while any(not t.done() for t in self._workers.values()):
+            await asyncio.gather(*[t for t in self._workers.values() if not t.done()], return_exceptions=True)
+
+    async def _drain(self, conversation_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(conversation_id)
+                items = await self.store.pending_outbox(conversation_id)
+                if not items:
+                    if conversation_id in self._again:
+                        continue
+                    return
+                await self._process(conversation_id, items)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug must not kill the line for good: log it, and the next kick retries.
+            log.exception("rasa pipe for %s failed", conversation_id)
+        finally:
+            if self._workers.get(conversation_id) is asyncio.current_task():
+                del self._workers[conversation_id]
+
+    async def _with_retry(self, what: str, call: Any, items: list[OutboxItem]) -> Optional[dict[str, Any]]:
+        delay = 0.1
+        attempt = 0
+        while True:
+            try:
+                result = await call(attempt)
+                if not self.rasa_up:
+                    log.info("Rasa is reachable again")
+                self.rasa_up = True
+                return result
+            except RasaRejected as exc:
+                log.error("Rasa refused %s for %s: %s (dropped)", what, items[0].conversation_id, exc)
+                return None
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                if self.rasa_up:
+                    log.warning("Rasa unreachable (%s); %s will be retried", exc, what)
+                self.rasa_up = False
+                attempt += 1
+                await self.store.bump_outbox_attempts([i.id for i in items])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.rasa_retry_max_s)
+
+    async def _process(self, conversation_id: str, items: list[OutboxItem]) -> None:
+        try:
+            conv = await self.store.get_conversation(conversation_id)
+        except ConversationNotFound:
+            await self.store.finish_outbox([i.id for i in items])
+            return
+        head = items[0]
+        if head.kind is OutboxKind.TURN and not conv.status.human_owned:
+            await self._turn(conversation_id, head)
+            return
+        if head.kind is OutboxKind.HANDBACK:
+            await self._handback(conversation_id, head)
+            return
+        # A run of records: LOG items, and TURN items that a human took over meanwhile (a visitor
+        # turn sent while the bot was deciding to hand off goes to the human, not the bot).
+        batch: list[OutboxItem] = []
+        for item in items:
+            if item.kind is OutboxKind.LOG or (item.kind is OutboxKind.TURN and conv.status.human_owned):
+                batch.append(item)
+            else:
+                break
+        await self._log(conversation_id, batch)
+
+    async def _turn(self, conversation_id: str, item: OutboxItem) -> None:
+        msg = await self.store.get_message(int(item.payload["message_id"]))
+        if msg is None:
+            await self.store.finish_outbox([item.id])
+            return
+        metadata = (msg.meta or {}).get("metadata") or {}
+        body = {
+            "conversation_id": conversation_id,
+            "message_id": f"gw-{msg.id}",
+            "text": msg.text,
+            "metadata": metadata,
+        }
+
+        async def call(attempt: int) -> dict[str, Any]:
+            return await self.client.turn(dict(body, retry=attempt > 0 or item.attempts > 0))
+
+        result = await self._with_retry("a bot turn", call, [item])
+        if result is not None:
+            await self._apply_bot_result(conversation_id, result, visitor_message=msg)
+        await self.store.finish_outbox([item.id])
+
+    async def _apply_bot_result(
+        self, conversation_id: str, result: Mapping[str, Any], visitor_message: Optional[Message] = None
+    ) -> None:
+        parse = result.get("parse")
+        if visitor_message is not None and isinstance(parse, Mapping):
+            await self.service.annotate_visitor_message(visitor_message, parse)
+        parts = []
+        for m in result.get("messages") or []:
+            if isinstance(m, Mapping):
+                parts.extend(from_rasa(m))
+        await self.service.record_bot_messages(conversation_id, parts)
+        handoff = result.get("handoff")
+        if isinstance(handoff, Mapping):
+            summary = handoff.get("summary")
+            await self.service.record_handoff(
+                conversation_id,
+                Handoff(
+                    reason=str(handoff.get("reason") or "explicit_request"),
+                    priority=int(handoff.get("priority") or 2),
+                    team=handoff.get("team"),
+                    evidence=handoff.get("evidence") or {},
+                    summary=summary if isinstance(summary, Mapping) else {},
+                ),
+            )
+
+    async def _log(self, conversation_id: str, batch: list[OutboxItem]) -> None:
+        entries = []
+        for item in batch:
+            msg = await self.store.get_message(int(item.payload["message_id"]))
+            if msg is not None:
+                entries.append(_log_entry(msg))
+        if entries:
+            body = {"conversation_id": conversation_id, "entries": entries}
+            await self._with_retry("recording the human stretch", lambda _a: self.client.log(body), batch)
+        await self.store.finish_outbox([i.id for i in batch])
+
+    async def _handback(self, conversation_id: str, item: OutboxItem) -> None:
+        body = dict(item.payload, conversation_id=conversation_id, handback_id=f"hb-{item.id}")
+        result = await self._with_retry("the hand-back", lambda _a: self.client.handback(body), [item])
+        if result is not None:
+            await self._apply_bot_result(conversation_id, result)
+        await self.store.finish_outbox([item.id])

@@ -1,0 +1,57 @@
+"""Every default of the gateway in one place, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = f"sqlite:///{REPO_ROOT / '.run' / 'handoff.db'}"
+    bus_url: str = "memory://"
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_token: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Longest visitor or agent message accepted, in characters. Longer ones are refused with a
+    # clear error, never truncated silently.
+    max_message_chars: int = 4000
+    max_body_bytes: int = 64 * 1024
+    session_ttl_s: float = 12 * 3600
+    cookie_secure: bool = False
+    allowed_origins: tuple[str, ...] = ("*",)
+    # How long one bot turn may take before the gateway retries it (Rasa answers in ~25 ms; a
+    # slow custom action can take longer).
+    rasa_timeout_s: float = 60.0
+    rasa_retry_max_s: float = 5.0
+    sse_keepalive_s: float = 15.0
+    ui_dir: Path = field(default_factory=lambda: REPO_ROOT / "inbox_ui")
+    # Shown to the visitor when the widget connects for the first time (empty: nothing).
+    instance_id: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "gw") + f"-{os.getpid()}")
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        d = cls()
+        origins = _env("HANDOFF_ALLOWED_ORIGINS", "*")
+        return cls(
+            db_url=_env("HANDOFF_DB_URL", d.db_url),
+            bus_url=_env("HANDOFF_BUS_URL", d.bus_url),
+            rasa_url=_env("HANDOFF_RASA_URL", d.rasa_url).rstrip("/"),
+            rasa_token=_env("HANDOFF_RASA_TOKEN", d.rasa_token),
+            host=_env("HANDOFF_HOST", d.host),
+            port=int(_env("HANDOFF_PORT", str(d.port))),
+            max_message_chars=int(_env("HANDOFF_MAX_MESSAGE_CHARS", str(d.max_message_chars))),
+            session_ttl_s=float(_env("HANDOFF_SESSION_TTL_S", str(d.session_ttl_s))),
+            cookie_secure=_env("HANDOFF_COOKIE_SECURE", "0") in ("1", "true", "yes"),
+            allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            rasa_timeout_s=float(_env("HANDOFF_RASA_TIMEOUT_S", str(d.rasa_timeout_s))),
+        )

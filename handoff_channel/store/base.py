@@ -1,0 +1,122 @@
+"""What the service needs from persistence. One adapter (SQL) serves SQLite and PostgreSQL; the port
+exists so the service and its tests never see SQL."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence
+
+from ..models import (
+    Agent,
+    Availability,
+    Conversation,
+    Event,
+    Handoff,
+    Message,
+    Move,
+    OutboxItem,
+    OutboxKind,
+    Role,
+    Status,
+    TimelineEntry,
+)
+
+
+class ConversationStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # conversations
+    async def get_or_create_conversation(
+        self, conversation_id: str, metadata: Optional[Mapping[str, Any]] = None
+    ) -> Conversation: ...
+
+    async def get_conversation(self, conversation_id: str) -> Conversation: ...
+
+    async def update_metadata(self, conversation_id: str, metadata: Mapping[str, Any]) -> None: ...
+
+    async def list_conversations(
+        self, statuses: Optional[Iterable[Status]] = None, assignee: Optional[str] = None,
+        limit: int = 200,
+    ) -> list[Conversation]: ...
+
+    async def messages(self, conversation_id: str, after_seq: int = 0) -> list[Message]: ...
+
+    async def timeline(self, conversation_id: str) -> list[TimelineEntry]: ...
+
+    async def add_message(
+        self,
+        conversation_id: str,
+        role: Role,
+        text: str,
+        *,
+        author: Optional[str] = None,
+        author_name: Optional[str] = None,
+        payload: Optional[Mapping[str, Any]] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        client_id: Optional[str] = None,
+        route: Optional[Callable[[Conversation], Optional[OutboxKind]]] = None,
+    ) -> tuple[Message, Optional[Event]]:
+        """Store a message and its feed event in one transaction. ``route`` sees the conversation
+        under its row lock and may raise to refuse the message, or name the Rasa outbox item to
+        queue for it. With a ``client_id`` already stored for this conversation, return the stored
+        message and no event: retries are idempotent."""
+        ...
+
+    async def get_message(self, message_id: int) -> Optional[Message]: ...
+
+    async def set_message_meta(self, message_id: int, meta: Mapping[str, Any]) -> None: ...
+
+    async def transition(
+        self,
+        conversation_id: str,
+        move: Move,
+        actor: str,
+        *,
+        actor_name: Optional[str] = None,
+        detail: Optional[Mapping[str, Any]] = None,
+        handoff: Optional[Handoff] = None,
+        require_assignee: Optional[str] = None,
+        outbox: Optional[tuple[OutboxKind, Mapping[str, Any]]] = None,
+        system_text: Optional[str] = None,
+    ) -> tuple[Conversation, TimelineEntry, list[Event]]:
+        """Apply one move of the state machine atomically. Raises InvalidTransition,
+        AlreadyAssigned or NotAssignee when the conversation is not in a state that allows it."""
+        ...
+
+    async def mark_delivered(self, conversation_id: str, seq: int) -> None: ...
+
+    # feed
+    async def events_after(self, last_id: int, limit: int = 500) -> list[Event]: ...
+
+    async def last_event_id(self) -> int: ...
+
+    # outbox to Rasa
+    async def pending_outbox(self, conversation_id: str) -> list[OutboxItem]: ...
+
+    async def conversations_with_pending_outbox(self) -> list[str]: ...
+
+    async def finish_outbox(self, item_ids: Sequence[int]) -> None: ...
+
+    async def bump_outbox_attempts(self, item_ids: Sequence[int]) -> None: ...
+
+    # agents
+    async def create_agent(
+        self, username: str, display_name: str, password_hash: str, role: str = "agent"
+    ) -> Agent: ...
+
+    async def set_password(self, username: str, password_hash: str) -> None: ...
+
+    async def agent_credentials(self, username: str) -> Optional[tuple[Agent, str]]: ...
+
+    async def get_agent(self, username: str) -> Optional[Agent]: ...
+
+    async def list_agents(self) -> list[Agent]: ...
+
+    async def set_availability(self, username: str, availability: Availability) -> Agent: ...
+
+    async def create_session(self, token_hash: str, username: str, expires_at: float) -> None: ...
+
+    async def session_agent(self, token_hash: str, now: float) -> Optional[Agent]: ...
+
+    async def delete_session(self, token_hash: str) -> None: ...

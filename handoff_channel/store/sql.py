@@ -1,0 +1,707 @@
+"""SQL adapter of the conversation store (SQLAlchemy 1.4 Core). SQLite file by default,
+PostgreSQL in production; the schema is the same. Every call runs in a worker thread so a slow disk
+or database never blocks the event loop (one thread for SQLite, which allows one writer anyway).
+
+Each use case is one transaction: a message, its feed event and its Rasa outbox item are written
+together, so a crash never leaves a message the inbox saw but Rasa will never log, or vice versa."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError, OperationalError, DBAPIError
+
+from ..errors import (
+    AlreadyAssigned,
+    BackendUnavailable,
+    ConversationNotFound,
+    Conflict,
+    InvalidTransition,
+    NotAssignee,
+    NotFound,
+)
+from ..models import (
+    Agent,
+    Availability,
+    Conversation,
+    Event,
+    Handoff,
+    LastMessage,
+    Message,
+    Move,
+    OutboxItem,
+    OutboxKind,
+    Role,
+    Status,
+    TimelineEntry,
+    now,
+    target_of,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+schema = sa.MetaData()
+
+conversations = sa.Table(
+    "handoff_conversations",
+    schema,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("assignee", sa.String(64), nullable=True, index=True),
+    sa.Column("assignee_name", sa.String(128), nullable=True),
+    sa.Column("priority", sa.Integer, nullable=True),
+    sa.Column("handoff", sa.Text, nullable=True),
+    sa.Column("queued_at", sa.Float, nullable=True),
+    sa.Column("metadata", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False, default=0),
+    sa.Column("visitor_delivered_seq", sa.Integer, nullable=False, default=0),
+    sa.Column("last_role", sa.String(16), nullable=True),
+    sa.Column("last_text", sa.String(300), nullable=True),
+    sa.Column("last_at", sa.Float, nullable=True),
+)
+
+messages = sa.Table(
+    "handoff_messages",
+    schema,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(128), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("author", sa.String(64), nullable=True),
+    sa.Column("author_name", sa.String(128), nullable=True),
+    sa.Column("payload", sa.Text, nullable=True),
+    sa.Column("meta", sa.Text, nullable=True),
+    sa.Column("client_id", sa.String(128), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("conversation_id", "seq", name="uq_handoff_messages_seq"),
+    sa.UniqueConstraint("conversation_id", "client_id", name="uq_handoff_messages_client_id"),
+)
+
+timeline = sa.Table(
+    "handoff_timeline",
+    schema,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=True),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+feed = sa.Table(
+    "handoff_feed",
+    schema,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+outbox = sa.Table(
+    "handoff_rasa_outbox",
+    schema,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+agents = sa.Table(
+    "handoff_agents",
+    schema,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("display_name", sa.String(128), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False, default="agent"),
+    sa.Column("availability", sa.String(16), nullable=False, default="away"),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+sessions = sa.Table(
+    "handoff_agent_sessions",
+    schema,
+    sa.Column("token_hash", sa.String(128), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: Optional[str]) -> Any:
+    return json.loads(text) if text else None
+
+
+def _conversation(row: Row) -> Conversation:
+    handoff_data = _loads(row.handoff)
+    handoff = (
+        Handoff(
+            reason=handoff_data.get("reason") or "unknown",
+            priority=int(handoff_data.get("priority") or 2),
+            team=handoff_data.get("team"),
+            evidence=handoff_data.get("evidence") or {},
+            summary=handoff_data.get("summary") or {},
+        )
+        if handoff_data
+        else None
+    )
+    last = (
+        LastMessage(Role(row.last_role), row.last_text or "", row.last_at or row.updated_at)
+        if row.last_role
+        else None
+    )
+    return Conversation(
+        id=row.id,
+        status=Status(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        assignee=row.assignee,
+        assignee_name=row.assignee_name,
+        handoff=handoff,
+        queued_at=row.queued_at,
+        metadata=_loads(row.metadata) or {},
+        message_count=row.last_seq,
+        last_message=last,
+        visitor_delivered_seq=row.visitor_delivered_seq,
+    )
+
+
+def _message(row: Row) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        role=Role(row.role),
+        text=row.text,
+        created_at=row.created_at,
+        author=row.author,
+        author_name=row.author_name,
+        payload=_loads(row.payload),
+        meta=_loads(row.meta),
+        client_id=row.client_id,
+    )
+
+
+def _timeline(row: Row) -> TimelineEntry:
+    return TimelineEntry(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        kind=row.kind,
+        from_status=Status(row.from_status) if row.from_status else None,
+        to_status=Status(row.to_status) if row.to_status else None,
+        actor=row.actor,
+        detail=_loads(row.detail) or {},
+        created_at=row.created_at,
+    )
+
+
+def _event(row: Row) -> Event:
+    return Event(
+        id=row.id,
+        type=row.type,
+        conversation_id=row.conversation_id,
+        data=_loads(row.data) or {},
+        created_at=row.created_at,
+    )
+
+
+def _agent(row: Row) -> Agent:
+    return Agent(
+        username=row.username,
+        display_name=row.display_name,
+        role=row.role,
+        availability=Availability(row.availability),
+    )
+
+
+class SqlConversationStore:
+    """``ConversationStore`` on SQLAlchemy Core."""
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self.url = url
+        self._sqlite = url.startswith("sqlite")
+        self._pool_size = pool_size
+        self._engine: Optional[Engine] = None
+        self._executor: Optional[ThreadPoolExecutor] = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._engine is not None:
+            return
+        if self._sqlite:
+            engine = sa.create_engine(
+                self.url, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                # WAL: readers never block the writer; NORMAL survives a process crash.
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            workers = 1
+        else:
+            engine = sa.create_engine(
+                self.url, future=True, pool_size=self._pool_size, pool_pre_ping=True,
+                max_overflow=4,
+            )
+            workers = self._pool_size
+        self._engine = engine
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-store")
+        await self._run(lambda: schema.create_all(engine))
+
+    async def close(self) -> None:
+        if self._executor:
+            self._executor.shutdown(wait=True)
+        if self._engine:
+            self._engine.dispose()
+        self._engine = None
+        self._executor = None
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            await self.open()
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn)
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            log.warning("store unavailable: %s", exc)
+            raise BackendUnavailable("The conversation store is unavailable; try again shortly.") from exc
+
+    async def _tx(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            assert self._engine is not None
+            with self._engine.begin() as conn:
+                return fn(conn)
+        return await self._run(run)
+
+    # -- conversations -------------------------------------------------------------------------
+    async def get_or_create_conversation(
+        self, conversation_id: str, metadata: Optional[Mapping[str, Any]] = None
+    ) -> Conversation:
+        def run(c: Connection) -> Conversation:
+            row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            if row is not None:
+                return _conversation(row)
+            t = now()
+            try:
+                with c.begin_nested():
+                    c.execute(
+                        conversations.insert().values(
+                            id=conversation_id, status=Status.BOT.value, metadata=_dumps(dict(metadata or {})),
+                            created_at=t, updated_at=t, last_seq=0, visitor_delivered_seq=0,
+                        )
+                    )
+            except IntegrityError:
+                pass  # created concurrently: read the winner's row
+            row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one()
+            return _conversation(row)
+
+        return await self._tx(run)
+
+    async def update_metadata(self, conversation_id: str, metadata: Mapping[str, Any]) -> None:
+        def run(c: Connection) -> None:
+            c.execute(
+                conversations.update().where(conversations.c.id == conversation_id)
+                .values(metadata=_dumps(dict(metadata)))
+            )
+        await self._tx(run)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        def run(c: Connection) -> Conversation:
+            row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            if row is None:
+                raise ConversationNotFound(conversation_id)
+            return _conversation(row)
+
+        return await self._tx(run)
+
+    async def list_conversations(
+        self, statuses: Optional[Iterable[Status]] = None, assignee: Optional[str] = None,
+        limit: int = 200,
+    ) -> list[Conversation]:
+        def run(c: Connection) -> list[Conversation]:
+            q = sa.select(conversations)
+            if statuses is not None:
+                q = q.where(conversations.c.status.in_([s.value for s in statuses]))
+            if assignee is not None:
+                q = q.where(conversations.c.assignee == assignee)
+            q = q.order_by(conversations.c.updated_at.desc()).limit(limit)
+            return [_conversation(r) for r in c.execute(q)]
+
+        return await self._tx(run)
+
+    async def messages(self, conversation_id: str, after_seq: int = 0) -> list[Message]:
+        def run(c: Connection) -> list[Message]:
+            q = (
+                sa.select(messages)
+                .where(messages.c.conversation_id == conversation_id, messages.c.seq > after_seq)
+                .order_by(messages.c.seq)
+            )
+            return [_message(r) for r in c.execute(q)]
+
+        return await self._tx(run)
+
+    async def timeline(self, conversation_id: str) -> list[TimelineEntry]:
+        def run(c: Connection) -> list[TimelineEntry]:
+            q = sa.select(timeline).where(timeline.c.conversation_id == conversation_id).order_by(timeline.c.id)
+            return [_timeline(r) for r in c.execute(q)]
+
+        return await self._tx(run)
+
+    # -- writes --------------------------------------------------------------------------------
+    def _insert_message(
+        self, c: Connection, conversation_id: str, role: Role, text: str, *,
+        author: Optional[str], author_name: Optional[str], payload: Optional[Mapping[str, Any]],
+        meta: Optional[Mapping[str, Any]], client_id: Optional[str], t: float,
+        route: Optional[Callable[[Conversation], Optional[OutboxKind]]] = None,
+    ) -> tuple[Message, Event]:
+        before = c.execute(
+            sa.select(conversations).where(conversations.c.id == conversation_id).with_for_update()
+        ).first()
+        if before is None:
+            raise ConversationNotFound(conversation_id)
+        # Decided under the row lock, so no status move can slip between the decision and the write.
+        kind = route(_conversation(before)) if route else None
+        preview = {} if role is Role.NOTE else {
+            "last_role": role.value, "last_text": text[:300], "last_at": t,
+        }
+        seq = before.last_seq + 1
+        c.execute(
+            conversations.update()
+            .where(conversations.c.id == conversation_id)
+            .values(last_seq=seq, updated_at=t, **preview)
+        )
+        ins = c.execute(
+            messages.insert().values(
+                conversation_id=conversation_id, seq=seq, role=role.value, text=text,
+                author=author, author_name=author_name,
+                payload=_dumps(dict(payload)) if payload else None,
+                meta=_dumps(dict(meta)) if meta else None,
+                client_id=client_id, created_at=t,
+            )
+        )
+        msg = Message(
+            id=ins.inserted_primary_key[0], conversation_id=conversation_id, seq=seq, role=role,
+            text=text, created_at=t, author=author, author_name=author_name,
+            payload=dict(payload) if payload else None, meta=dict(meta) if meta else None,
+            client_id=client_id,
+        )
+        conv_row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one()
+        event = self._insert_event(
+            c, conversation_id, "message_created",
+            {"message": msg.as_dict(), "conversation": _conversation(conv_row).summary_dict()}, t,
+        )
+        if kind is not None:
+            self._insert_outbox(c, conversation_id, (kind, {"message_id": msg.id}), t)
+        return msg, event
+
+    def _insert_event(
+        self, c: Connection, conversation_id: str, type_: str, data: Mapping[str, Any], t: float
+    ) -> Event:
+        ins = c.execute(
+            feed.insert().values(conversation_id=conversation_id, type=type_, data=_dumps(dict(data)), created_at=t)
+        )
+        return Event(id=ins.inserted_primary_key[0], type=type_, conversation_id=conversation_id, data=data, created_at=t)
+
+    def _insert_outbox(
+        self, c: Connection, conversation_id: str, item: Optional[tuple[OutboxKind, Mapping[str, Any]]], t: float
+    ) -> None:
+        if item is None:
+            return
+        kind, payload = item
+        c.execute(
+            outbox.insert().values(
+                conversation_id=conversation_id, kind=kind.value, payload=_dumps(dict(payload)),
+                attempts=0, created_at=t,
+            )
+        )
+
+    async def add_message(
+        self,
+        conversation_id: str,
+        role: Role,
+        text: str,
+        *,
+        author: Optional[str] = None,
+        author_name: Optional[str] = None,
+        payload: Optional[Mapping[str, Any]] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        client_id: Optional[str] = None,
+        route: Optional[Callable[[Conversation], Optional[OutboxKind]]] = None,
+    ) -> tuple[Message, Optional[Event]]:
+        def existing(c: Connection) -> Optional[Message]:
+            if not client_id:
+                return None
+            row = c.execute(
+                sa.select(messages).where(
+                    messages.c.conversation_id == conversation_id, messages.c.client_id == client_id
+                )
+            ).first()
+            return _message(row) if row else None
+
+        def run(c: Connection) -> tuple[Message, Optional[Event]]:
+            found = existing(c)
+            if found is not None:
+                return found, None
+            t = now()
+            return self._insert_message(
+                c, conversation_id, role, text, author=author, author_name=author_name,
+                payload=payload, meta=meta, client_id=client_id, t=t, route=route,
+            )
+
+        try:
+            return await self._tx(run)
+        except IntegrityError:
+            # The same client_id raced in from another connection: the first one won.
+            def again(c: Connection) -> tuple[Message, Optional[Event]]:
+                found = existing(c)
+                if found is None:
+                    raise
+                return found, None
+            return await self._tx(again)
+
+    async def get_message(self, message_id: int) -> Optional[Message]:
+        def run(c: Connection) -> Optional[Message]:
+            row = c.execute(sa.select(messages).where(messages.c.id == message_id)).first()
+            return _message(row) if row else None
+        return await self._tx(run)
+
+    async def set_message_meta(self, message_id: int, meta: Mapping[str, Any]) -> None:
+        def run(c: Connection) -> None:
+            c.execute(messages.update().where(messages.c.id == message_id).values(meta=_dumps(dict(meta))))
+        await self._tx(run)
+
+    async def transition(
+        self,
+        conversation_id: str,
+        move: Move,
+        actor: str,
+        *,
+        actor_name: Optional[str] = None,
+        detail: Optional[Mapping[str, Any]] = None,
+        handoff: Optional[Handoff] = None,
+        require_assignee: Optional[str] = None,
+        outbox: Optional[tuple[OutboxKind, Mapping[str, Any]]] = None,
+        system_text: Optional[str] = None,
+    ) -> tuple[Conversation, TimelineEntry, list[Event]]:
+        def run(c: Connection) -> tuple[Conversation, TimelineEntry, list[Event]]:
+            row = c.execute(
+                sa.select(conversations).where(conversations.c.id == conversation_id).with_for_update()
+            ).first()
+            if row is None:
+                raise ConversationNotFound(conversation_id)
+            current = Status(row.status)
+            target = target_of(current, move)
+            if target is None:
+                if move is Move.CLAIMED and current is Status.ASSIGNED:
+                    raise AlreadyAssigned(conversation_id, row.assignee)
+                raise InvalidTransition(conversation_id, current.value, move.value)
+            if require_assignee is not None and current is Status.ASSIGNED and row.assignee != require_assignee:
+                raise NotAssignee(conversation_id, row.assignee)
+            t = now()
+            values: dict[str, Any] = {"status": target.value, "updated_at": t}
+            if move is Move.CLAIMED:
+                values.update(assignee=actor, assignee_name=actor_name or actor)
+            elif move is Move.HANDOFF_REQUESTED:
+                assert handoff is not None
+                values.update(
+                    handoff=_dumps(handoff.as_dict()), priority=handoff.priority, queued_at=t,
+                    assignee=None, assignee_name=None,
+                )
+            elif move in (Move.RELEASED, Move.HANDED_BACK, Move.CANCELLED):
+                values.update(assignee=None, assignee_name=None)
+            res = c.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id, conversations.c.status == current.value)
+                .values(**values)
+            )
+            if res.rowcount != 1:  # lost a race on a database without row locks
+                raise Conflict(f"Conversation {conversation_id!r} changed meanwhile; try again.")
+            entry_detail = dict(detail or {})
+            if actor_name:
+                entry_detail.setdefault("actor_name", actor_name)
+            ins = c.execute(
+                timeline.insert().values(
+                    conversation_id=conversation_id, kind=move.value, from_status=current.value,
+                    to_status=target.value, actor=actor, detail=_dumps(entry_detail), created_at=t,
+                )
+            )
+            entry = TimelineEntry(
+                id=ins.inserted_primary_key[0], conversation_id=conversation_id, kind=move.value,
+                from_status=current, to_status=target, actor=actor, detail=entry_detail, created_at=t,
+            )
+            events: list[Event] = []
+            if system_text:
+                # What the visitor is told ("Sarah joined the chat") is part of the record: it is
+                # stored, relayed to the widget and logged into the tracker like any message.
+                _msg, ev = self._insert_message(
+                    c, conversation_id, Role.SYSTEM, system_text, author=actor, author_name=actor_name,
+                    payload={"handoff": {"status": target.value, "agent_name": actor_name}}, meta=None,
+                    client_id=None, t=t, route=lambda _conv: OutboxKind.LOG,
+                )
+                events.append(ev)
+            conv = _conversation(
+                c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one()
+            )
+            events.append(
+                self._insert_event(
+                    c, conversation_id, "conversation_updated",
+                    {"conversation": conv.summary_dict(), "timeline": entry.as_dict()}, t,
+                )
+            )
+            self._insert_outbox(c, conversation_id, outbox, t)
+            return conv, entry, events
+
+        return await self._tx(run)
+
+    async def mark_delivered(self, conversation_id: str, seq: int) -> None:
+        def run(c: Connection) -> None:
+            c.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id, conversations.c.visitor_delivered_seq < seq)
+                .values(visitor_delivered_seq=seq)
+            )
+        await self._tx(run)
+
+    # -- feed ----------------------------------------------------------------------------------
+    async def events_after(self, last_id: int, limit: int = 500) -> list[Event]:
+        def run(c: Connection) -> list[Event]:
+            q = sa.select(feed).where(feed.c.id > last_id).order_by(feed.c.id).limit(limit)
+            return [_event(r) for r in c.execute(q)]
+        return await self._tx(run)
+
+    async def last_event_id(self) -> int:
+        def run(c: Connection) -> int:
+            return int(c.execute(sa.select(sa.func.coalesce(sa.func.max(feed.c.id), 0))).scalar_one())
+        return await self._tx(run)
+
+    # -- outbox --------------------------------------------------------------------------------
+    async def pending_outbox(self, conversation_id: str) -> list[OutboxItem]:
+        def run(c: Connection) -> list[OutboxItem]:
+            q = sa.select(outbox).where(outbox.c.conversation_id == conversation_id).order_by(outbox.c.id)
+            return [
+                OutboxItem(
+                    id=r.id, conversation_id=r.conversation_id, kind=OutboxKind(r.kind),
+                    payload=_loads(r.payload) or {}, created_at=r.created_at, attempts=r.attempts,
+                )
+                for r in c.execute(q)
+            ]
+        return await self._tx(run)
+
+    async def conversations_with_pending_outbox(self) -> list[str]:
+        def run(c: Connection) -> list[str]:
+            q = sa.select(outbox.c.conversation_id).group_by(outbox.c.conversation_id).order_by(sa.func.min(outbox.c.id))
+            return [r[0] for r in c.execute(q)]
+        return await self._tx(run)
+
+    async def finish_outbox(self, item_ids: Sequence[int]) -> None:
+        if not item_ids:
+            return
+        def run(c: Connection) -> None:
+            c.execute(outbox.delete().where(outbox.c.id.in_(list(item_ids))))
+        await self._tx(run)
+
+    async def bump_outbox_attempts(self, item_ids: Sequence[int]) -> None:
+        if not item_ids:
+            return
+        def run(c: Connection) -> None:
+            c.execute(outbox.update().where(outbox.c.id.in_(list(item_ids))).values(attempts=outbox.c.attempts + 1))
+        await self._tx(run)
+
+    # -- agents --------------------------------------------------------------------------------
+    async def create_agent(
+        self, username: str, display_name: str, password_hash: str, role: str = "agent"
+    ) -> Agent:
+        def run(c: Connection) -> Agent:
+            c.execute(
+                agents.insert().values(
+                    username=username, display_name=display_name, password_hash=password_hash,
+                    role=role, availability=Availability.AWAY.value, created_at=now(),
+                )
+            )
+            return Agent(username, display_name, role, Availability.AWAY)
+        try:
+            return await self._tx(run)
+        except IntegrityError as exc:
+            raise Conflict(f"An agent named {username!r} already exists.") from exc
+
+    async def set_password(self, username: str, password_hash: str) -> None:
+        def run(c: Connection) -> None:
+            res = c.execute(agents.update().where(agents.c.username == username).values(password_hash=password_hash))
+            if res.rowcount == 0:
+                raise NotFound(f"No agent {username!r}.")
+        await self._tx(run)
+
+    async def agent_credentials(self, username: str) -> Optional[tuple[Agent, str]]:
+        def run(c: Connection) -> Optional[tuple[Agent, str]]:
+            row = c.execute(sa.select(agents).where(agents.c.username == username)).first()
+            return (_agent(row), row.password_hash) if row else None
+        return await self._tx(run)
+
+    async def get_agent(self, username: str) -> Optional[Agent]:
+        def run(c: Connection) -> Optional[Agent]:
+            row = c.execute(sa.select(agents).where(agents.c.username == username)).first()
+            return _agent(row) if row else None
+        return await self._tx(run)
+
+    async def list_agents(self) -> list[Agent]:
+        def run(c: Connection) -> list[Agent]:
+            return [_agent(r) for r in c.execute(sa.select(agents).order_by(agents.c.username))]
+        return await self._tx(run)
+
+    async def set_availability(self, username: str, availability: Availability) -> Agent:
+        def run(c: Connection) -> Agent:
+            c.execute(agents.update().where(agents.c.username == username).values(availability=availability.value))
+            row = c.execute(sa.select(agents).where(agents.c.username == username)).first()
+            if row is None:
+                raise NotFound(f"No agent {username!r}.")
+            return _agent(row)
+        return await self._tx(run)
+
+    async def create_session(self, token_hash: str, username: str, expires_at: float) -> None:
+        def run(c: Connection) -> None:
+            c.execute(sessions.insert().values(token_hash=token_hash, username=username, created_at=now(), expires_at=expires_at))
+        await self._tx(run)
+
+    async def session_agent(self, token_hash: str, now_: float) -> Optional[Agent]:
+        def run(c: Connection) -> Optional[Agent]:
+            q = (
+                sa.select(agents)
+                .select_from(sessions.join(agents, sessions.c.username == agents.c.username))
+                .where(sessions.c.token_hash == token_hash, sessions.c.expires_at > now_)
+            )
+            row = c.execute(q).first()
+            return _agent(row) if row else None
+        return await self._tx(run)
+
+    async def delete_session(self, token_hash: str) -> None:
+        def run(c: Connection) -> None:
+            c.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
+        await self._tx(run)
