@@ -119,6 +119,15 @@ class Message:
     meta: Optional[JSON] = None
     client_id: Optional[str] = None
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Message":
+        return cls(
+            id=int(d["id"]), conversation_id=str(d["conversation_id"]), seq=int(d["seq"]),
+            role=Role(d["role"]), text=str(d["text"]), created_at=float(d["created_at"]),
+            author=d.get("author"), author_name=d.get("author_name"), payload=d.get("payload"),
+            meta=d.get("meta"),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -269,3 +278,16 @@ class OutboxItem:
     payload: JSON
     created_at: float
     attempts: int = 0
+
+
+@dataclass(frozen=True)
+class CannedResponse:
+    """A saved reply an agent inserts by typing ``/shortcut``."""
+
+    id: int
+    shortcut: str
+    text: str
+    created_by: Optional[str] = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "shortcut": self.shortcut, "text": self.text, "created_by": self.created_by}

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequenc
 from ..models import (
     Agent,
     Availability,
+    CannedResponse,
     Conversation,
     Event,
     Handoff,
@@ -114,6 +115,12 @@ class ConversationStore(Protocol):
     async def list_agents(self) -> list[Agent]: ...
 
     async def set_availability(self, username: str, availability: Availability) -> Agent: ...
+
+    async def canned_responses(self) -> list[CannedResponse]: ...
+
+    async def add_canned_response(self, shortcut: str, text: str, created_by: Optional[str]) -> CannedResponse: ...
+
+    async def delete_canned_response(self, canned_id: int) -> None: ...
 
     async def create_session(self, token_hash: str, username: str, expires_at: float) -> None: ...
 

@@ -30,6 +30,7 @@ from ..errors import (
 from ..models import (
     Agent,
     Availability,
+    CannedResponse,
     Conversation,
     Event,
     Handoff,
@@ -131,6 +132,16 @@ agents = sa.Table(
     sa.Column("password_hash", sa.String(256), nullable=False),
     sa.Column("role", sa.String(16), nullable=False, default="agent"),
     sa.Column("availability", sa.String(16), nullable=False, default="away"),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+canned = sa.Table(
+    "handoff_canned_responses",
+    schema,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("shortcut", sa.String(64), nullable=False, unique=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
@@ -684,6 +695,28 @@ class SqlConversationStore:
                 raise NotFound(f"No agent {username!r}.")
             return _agent(row)
         return await self._tx(run)
+
+    # -- canned responses ----------------------------------------------------------------------
+    async def canned_responses(self) -> list[CannedResponse]:
+        def run(c: Connection) -> list[CannedResponse]:
+            rows = c.execute(sa.select(canned).order_by(canned.c.shortcut))
+            return [CannedResponse(r.id, r.shortcut, r.text, r.created_by) for r in rows]
+        return await self._tx(run)
+
+    async def add_canned_response(self, shortcut: str, text: str, created_by: Optional[str]) -> CannedResponse:
+        def run(c: Connection) -> CannedResponse:
+            ins = c.execute(canned.insert().values(shortcut=shortcut, text=text, created_by=created_by, created_at=now()))
+            return CannedResponse(ins.inserted_primary_key[0], shortcut, text, created_by)
+        try:
+            return await self._tx(run)
+        except IntegrityError as exc:
+            raise Conflict(f"A canned response '/{shortcut}' already exists.") from exc
+
+    async def delete_canned_response(self, canned_id: int) -> None:
+        def run(c: Connection) -> None:
+            if c.execute(canned.delete().where(canned.c.id == canned_id)).rowcount == 0:
+                raise NotFound(f"No canned response {canned_id}.")
+        await self._tx(run)
 
     async def create_session(self, token_hash: str, username: str, expires_at: float) -> None:
         def run(c: Connection) -> None:

@@ -1,0 +1,82 @@
+"""Command line: ``python -m handoff_channel serve | create-agent | set-password``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+from . import auth
+from .errors import HandoffError
+from .settings import Settings
+from .store import create_store
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password:
+        return str(args.password)
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password (8+ characters): ")
+    if first != getpass.getpass("Again: "):
+        raise SystemExit("error: the passwords differ")
+    return first
+
+
+async def _create_agent(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    store = create_store(args.db or settings.db_url)
+    try:
+        password_hash = auth.hash_password(_read_password(args))
+        existing = await store.get_agent(args.username)
+        if existing is not None:
+            if not args.update:
+                print(f"error: agent {args.username!r} already exists (use --update to set a new password)", file=sys.stderr)
+                return 1
+            await store.set_password(args.username, password_hash)
+            print(f"updated agent {args.username}")
+            return 0
+        role = "supervisor" if args.supervisor else "agent"
+        await store.create_agent(args.username, args.name or args.username.title(), password_hash, role)
+        print(f"created {role} {args.username}")
+        return 0
+    except (ValueError, HandoffError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handoff_channel", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway (visitor sockets, inbox, API)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    agent = sub.add_parser("create-agent", help="create an inbox agent (or --update its password)")
+    agent.add_argument("username")
+    agent.add_argument("--name", help="display name shown to visitors, e.g. 'Sarah'")
+    agent.add_argument("--supervisor", action="store_true")
+    agent.add_argument("--password", help="avoid on shared machines: prefer the prompt or --password-stdin")
+    agent.add_argument("--password-stdin", action="store_true")
+    agent.add_argument("--update", action="store_true", help="set a new password if the agent exists")
+    agent.add_argument("--db", help="store URL (default: HANDOFF_DB_URL or the embedded SQLite file)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        from .gateway import create_app
+
+        settings = Settings.from_env()
+        app = create_app(settings)
+        app.run(host=args.host or settings.host, port=args.port or settings.port, access_log=False,
+                workers=1, motd=False)
+        return 0
+    if args.command == "create-agent":
+        return asyncio.run(_create_agent(args))
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Composition root of the gateway: builds the store, bus, service, Rasa pipe, visitor sockets and
+inbox API from ``Settings`` and wires them into one Sanic app. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from pathlib import Path
+from typing import Any, Optional
+
+import socketio
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from ..bus import create_bus
+from ..errors import HandoffError
+from ..rasa_pipe import RasaClient, RasaPipe
+from ..service import HandoffService
+from ..settings import Settings
+from ..store import create_store
+from .inbox_api import InboxApi, error_response
+from .visitor import VisitorSockets
+
+log = logging.getLogger(__name__)
+
+# Files of npm packages the pages load, served from inbox_ui/node_modules (installed by
+# scripts/setup.sh from the pinned lockfile). Only these paths are exposed.
+VENDOR_FILES = {
+    "rasa-webchat.js": "rasa-webchat/lib/index.js",
+}
+
+INBOX_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; media-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+VISITOR_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: https:; connect-src 'self' ws: wss:; font-src 'self' data:; base-uri 'none'"
+)
+
+
+def _file(path: Path, csp: Optional[str] = None) -> HTTPResponse:
+    if not path.is_file():
+        return response.json({"error": {"code": "not_found", "message": f"{path.name} is not built"}}, status=404)
+    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if ctype.startswith("text/") or ctype in ("application/javascript",):
+        ctype += "; charset=utf-8"
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+    if csp:
+        headers["Content-Security-Policy"] = csp
+    return response.raw(path.read_bytes(), content_type=ctype, headers=headers)
+
+
+def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway") -> Sanic:
+    settings = settings or Settings.from_env()
+    app = Sanic(name)
+    app.config.REQUEST_MAX_SIZE = max(settings.max_body_bytes, 1_000_000)
+    app.config.RESPONSE_TIMEOUT = 3600  # SSE streams stay open
+    app.config.KEEP_ALIVE_TIMEOUT = 75
+
+    store = create_store(settings.db_url)
+    bus = create_bus(settings.bus_url)
+    service = HandoffService(store, bus, settings)
+    pipe = RasaPipe(store, service, RasaClient(settings), settings)
+    origins: Any = "*" if "*" in settings.allowed_origins else list(settings.allowed_origins)
+    sio = socketio.AsyncServer(
+        async_mode="sanic", cors_allowed_origins=origins, max_http_buffer_size=settings.max_body_bytes,
+        ping_interval=20, ping_timeout=20,
+    )
+    sio.attach(app, socketio_path="socket.io")
+    visitors = VisitorSockets(sio, service, store, bus)
+    api = InboxApi(service, store, bus, settings)
+    app.blueprint(api.blueprint())
+    app.ctx.settings = settings
+    app.ctx.store = store
+    app.ctx.bus = bus
+    app.ctx.service = service
+    app.ctx.pipe = pipe
+
+    @app.listener("before_server_start")
+    async def start(app: Sanic, _loop: Any) -> None:
+        await store.open()
+        await bus.open()
+        await visitors.start()
+        await pipe.start()
+        log.info("gateway ready: store %s, bus %s, rasa %s", settings.db_url, settings.bus_url, settings.rasa_url)
+
+    @app.listener("after_server_stop")
+    async def stop(app: Sanic, _loop: Any) -> None:
+        await pipe.close()
+        await visitors.close()
+        await bus.close()
+        await store.close()
+
+    ui = settings.ui_dir
+
+    @app.route("/healthz", methods=["GET"])
+    async def healthz(request: Request) -> HTTPResponse:
+        try:
+            await store.last_event_id()
+            db = "ok"
+        except HandoffError:
+            db = "unavailable"
+        status = 200 if db == "ok" else 503
+        return response.json({"status": "ok" if status == 200 else "degraded", "store": db, "rasa_up": pipe.rasa_up}, status=status)
+
+    @app.route("/", methods=["GET"])
+    async def visitor_page(request: Request) -> HTTPResponse:
+        return _file(ui / "visitor" / "index.html", VISITOR_CSP)
+
+    @app.route("/visitor/<name:path>", methods=["GET"])
+    async def visitor_assets(request: Request, name: str) -> HTTPResponse:
+        return _safe(ui / "visitor", name, VISITOR_CSP)
+
+    @app.route("/inbox", methods=["GET"])
+    async def inbox_page(request: Request) -> HTTPResponse:
+        return _file(ui / "app" / "index.html", INBOX_CSP)
+
+    @app.route("/inbox/<name:path>", methods=["GET"])
+    async def inbox_assets(request: Request, name: str) -> HTTPResponse:
+        return _safe(ui / "app", name, INBOX_CSP)
+
+    @app.route("/vendor/<name>", methods=["GET"])
+    async def vendor(request: Request, name: str) -> HTTPResponse:
+        rel = VENDOR_FILES.get(name)
+        if rel is None:
+            return response.json({"error": {"code": "not_found", "message": f"No vendor file {name!r}."}}, status=404)
+        return _file(ui / "node_modules" / rel)
+
+    @app.exception(HandoffError)
+    async def handoff_error(request: Request, exc: HandoffError) -> HTTPResponse:
+        return error_response(exc)
+
+    return app
+
+
+def _safe(root: Path, name: str, csp: Optional[str]) -> HTTPResponse:
+    target = (root / name).resolve()
+    if root.resolve() not in target.parents:
+        return response.json({"error": {"code": "not_found", "message": "Not found."}}, status=404)
+    return _file(target, csp)

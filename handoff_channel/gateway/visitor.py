@@ -1,0 +1,198 @@
+"""Visitor sockets: the rasa-webchat socket.io protocol, and the relay that delivers what bot,
+agents and system say to the visitor's room.
+
+A visitor turn is acknowledged only once it is stored. Messages sent while the visitor was away
+are replayed when their widget asks for the session again (``session_request``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from typing import Any, Optional
+
+import socketio
+
+from ..bus import EventBus
+from ..errors import HandoffError, InvalidPayload, MessageTooLong
+from ..models import Message
+from ..service import HandoffService
+from ..store import ConversationStore
+from ..webchat import to_widget
+
+log = logging.getLogger(__name__)
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+BOT_EVENT = "bot_uttered"
+
+
+class VisitorSockets:
+    def __init__(
+        self, sio: socketio.AsyncServer, service: HandoffService, store: ConversationStore, bus: EventBus
+    ) -> None:
+        self.sio = sio
+        self.service = service
+        self.store = store
+        self.bus = bus
+        self._session_of: dict[str, str] = {}  # socket id -> conversation id
+        self._emitted: dict[str, int] = {}  # conversation id -> last seq sent to its room
+        self._replaying: set[str] = set()
+        self._missed_during_replay: set[str] = set()
+        self._dirty: set[str] = set()  # delivered seqs not yet persisted
+        self._tasks: list[asyncio.Task[None]] = []
+        sio.on("connect", self.on_connect)
+        sio.on("disconnect", self.on_disconnect)
+        sio.on("session_request", self.on_session_request)
+        sio.on("user_uttered", self.on_user_uttered)
+
+    async def start(self) -> None:
+        self._subscription = self.bus.subscribe()
+        self._tasks = [
+            asyncio.create_task(self._relay(), name="visitor-relay"),
+            asyncio.create_task(self._flush_delivered(), name="visitor-delivered"),
+        ]
+
+    async def close(self) -> None:
+        await self._subscription.close()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self._persist_delivered()
+
+    # -- socket.io handlers ----------------------------------------------------------------------
+    async def on_connect(self, sid: str, environ: Any, auth: Any = None) -> None:
+        return None
+
+    async def on_disconnect(self, sid: str) -> None:
+        self._session_of.pop(sid, None)
+
+    def _has_listeners(self, conversation_id: str) -> bool:
+        rooms = self.sio.manager.rooms.get("/", {})
+        return bool(rooms.get(conversation_id))
+
+    async def on_session_request(self, sid: str, data: Any) -> None:
+        requested = data.get("session_id") if isinstance(data, dict) else None
+        session_id = requested if isinstance(requested, str) and SESSION_ID.match(requested) else uuid.uuid4().hex
+        previous = self._session_of.get(sid)
+        if previous and previous != session_id:
+            await self.sio.leave_room(sid, previous)
+        self._session_of[sid] = session_id
+        await self.sio.enter_room(sid, session_id)
+        await self.sio.emit("session_confirm", session_id, room=sid)
+        try:
+            conv = await self.service.visitor_connected(session_id)
+            await self._replay(session_id, conv.visitor_delivered_seq)
+        except HandoffError as exc:
+            # The store is down: the visitor stays connected; the replay happens on the next
+            # reconnect. Nothing is lost, it is just not re-sent now.
+            log.warning("could not replay for %s: %s", session_id, exc)
+
+    async def on_user_uttered(self, sid: str, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            return InvalidPayload("Expected an object with a 'message'.").as_dict() | {"ok": False}
+        session_id = self._session_of.get(sid)
+        claimed = data.get("session_id")
+        if session_id is None:
+            # A client that skipped session_request: bind it now to the session it names.
+            if not (isinstance(claimed, str) and SESSION_ID.match(claimed)):
+                return {"ok": False, **InvalidPayload("Send session_request first.").as_dict()}
+            await self.on_session_request(sid, {"session_id": claimed})
+            session_id = claimed
+        elif claimed and claimed != session_id:
+            return {"ok": False, **InvalidPayload("This socket belongs to another session.").as_dict()}
+        text = data.get("message")
+        if text is None or (isinstance(text, str) and not text.strip()):
+            return {"ok": False, **InvalidPayload("Empty message ignored.").as_dict()}
+        custom = data.get("customData")
+        metadata = {"customData": custom} if isinstance(custom, dict) and custom else None
+        client_id = data.get("message_id") or data.get("client_id")
+        try:
+            msg = await self.service.visitor_message(
+                session_id, text, client_id=str(client_id)[:128] if client_id else None, metadata=metadata
+            )
+        except MessageTooLong as exc:
+            await self.sio.emit(
+                BOT_EVENT,
+                {"text": f"Sorry, that message is too long ({exc.detail['length']} characters; the limit is "
+                         f"{exc.detail['limit']}). Please shorten it and send it again."},
+                room=sid,
+            )
+            return {"ok": False, **exc.as_dict()}
+        except HandoffError as exc:
+            if exc.status >= 500:
+                await self.sio.emit(
+                    BOT_EVENT,
+                    {"text": "Sorry, we could not receive that message just now. Please send it again in a moment."},
+                    room=sid,
+                )
+            return {"ok": False, **exc.as_dict()}
+        return {"ok": True, "id": msg.id, "seq": msg.seq}
+
+    # -- delivery ---------------------------------------------------------------------------------
+    async def _emit(self, msg: Message) -> None:
+        payload = to_widget(msg)
+        if payload is None or msg.seq <= self._emitted.get(msg.conversation_id, 0):
+            return
+        self._emitted[msg.conversation_id] = msg.seq
+        await self.sio.emit(BOT_EVENT, payload, room=msg.conversation_id)
+        self._dirty.add(msg.conversation_id)
+
+    async def _replay(self, conversation_id: str, delivered_seq: int) -> None:
+        self._replaying.add(conversation_id)
+        try:
+            start = max(delivered_seq, self._emitted.get(conversation_id, 0))
+            self._emitted[conversation_id] = start
+            while True:
+                self._missed_during_replay.discard(conversation_id)
+                for msg in await self.store.messages(conversation_id, after_seq=self._emitted[conversation_id]):
+                    if msg.role.visible_to_visitor:
+                        await self._emit(msg)
+                    else:
+                        self._emitted[conversation_id] = max(self._emitted[conversation_id], msg.seq)
+                if conversation_id not in self._missed_during_replay:
+                    break
+        finally:
+            self._replaying.discard(conversation_id)
+
+    async def _relay(self) -> None:
+        async for event in self._subscription:
+            try:
+                if event.type != "message_created":
+                    continue
+                msg = Message.from_dict(event.data["message"])
+                if not msg.role.visible_to_visitor:
+                    continue
+                cid = msg.conversation_id
+                if cid in self._replaying:
+                    self._missed_during_replay.add(cid)
+                    continue
+                if self._has_listeners(cid):
+                    await self._emit(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relay failed for event %s", event.id)
+
+    async def _persist_delivered(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for cid in dirty:
+            try:
+                await self.store.mark_delivered(cid, self._emitted[cid])
+            except Exception:
+                self._dirty.add(cid)
+                raise
+
+    async def _flush_delivered(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                await self._persist_delivered()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not persist delivery marks: %s", exc)

@@ -1,0 +1,183 @@
+"""Clients a test uses to act as a visitor (socket.io, the rasa-webchat protocol) and as an agent
+(the inbox API over HTTP, and its SSE stream). They wait on events with timeouts; never sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import aiohttp
+import socketio
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Visitor:
+    """A widget stand-in: same events and payloads as rasa-webchat 1.0.1."""
+
+    def __init__(self, url: str, session_id: Optional[str] = None) -> None:
+        self.url = url
+        self.session_id = session_id
+        # The websocket transport of the python-socketio client needs aiohttp>=3.10, which Rasa's
+        # pins forbid in this venv; long-polling speaks the same protocol.
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.received: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._confirm: Optional[asyncio.Future[str]] = None
+        self.sio.on("bot_uttered", self._on_bot)
+        self.sio.on("session_confirm", self._on_confirm)
+
+    async def _on_bot(self, data: dict[str, Any]) -> None:
+        self.received.append(data)
+        self._changed.set()
+
+    async def _on_confirm(self, data: str) -> None:
+        if self._confirm and not self._confirm.done():
+            self._confirm.set_result(data)
+
+    async def connect(self) -> str:
+        self._confirm = asyncio.get_running_loop().create_future()
+        await self.sio.connect(self.url, transports=["polling"], socketio_path="socket.io")
+        await self.sio.emit("session_request", {"session_id": self.session_id})
+        self.session_id = await asyncio.wait_for(self._confirm, 10)
+        return self.session_id
+
+    async def say(self, text: str, *, message_id: Optional[str] = None, custom: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        data: dict[str, Any] = {"message": text, "session_id": self.session_id, "customData": custom or {"language": "en"}}
+        if message_id:
+            data["message_id"] = message_id
+        ack = await self.sio.call("user_uttered", data, timeout=15)
+        return ack
+
+    def texts(self) -> list[str]:
+        return [m.get("text", "") for m in self.received]
+
+    async def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0) -> list[dict[str, Any]]:
+        async def loop() -> list[dict[str, Any]]:
+            while not predicate(self.received):
+                self._changed.clear()
+                await self._changed.wait()
+            return self.received
+        try:
+            return await asyncio.wait_for(loop(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"visitor never saw the expected message; got {self.texts()}") from None
+
+    async def wait_text(self, fragment: str, timeout: float = 20.0) -> dict[str, Any]:
+        await self.wait_for(lambda ms: any(fragment.lower() in (m.get("text") or "").lower() for m in ms), timeout)
+        return next(m for m in self.received if fragment.lower() in (m.get("text") or "").lower())
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+@dataclass
+class SseStream:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: Optional[asyncio.Task[None]] = None
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+        async def loop() -> dict[str, Any]:
+            while True:
+                for ev in self.events:
+                    if predicate(ev):
+                        return ev
+                self.changed.clear()
+                await self.changed.wait()
+        try:
+            return await asyncio.wait_for(loop(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no matching SSE event; saw {[e.get('type') for e in self.events]}") from None
+
+
+class AgentClient:
+    """An agent using the inbox API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+        self.token: Optional[str] = None
+        self.http = aiohttp.ClientSession()
+        self.streams: list[SseStream] = []
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def request(self, method: str, path: str, body: Any = None, *, raw: Optional[bytes] = None,
+                      headers: Optional[dict[str, str]] = None) -> tuple[int, Any]:
+        h = dict(self.headers)
+        data: Optional[bytes] = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+        if data is not None:
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        async with self.http.request(method, self.base + path, data=data, headers=h) as resp:
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text) if text else None
+            except ValueError:
+                return resp.status, text
+
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        status, body = await self.request("POST", "/api/login", {"username": username, "password": password})
+        assert status == 200, body
+        self.token = body["token"]
+        return body["agent"]
+
+    async def ok(self, method: str, path: str, body: Any = None) -> Any:
+        status, data = await self.request(method, path, body)
+        assert 200 <= status < 300, (status, data)
+        return data
+
+    async def conversation(self, cid: str) -> dict[str, Any]:
+        return await self.ok("GET", f"/api/conversations/{cid}")
+
+    async def stream(self, last_event_id: Optional[int] = None) -> SseStream:
+        stream = SseStream()
+        ready = asyncio.get_running_loop().create_future()
+
+        async def run() -> None:
+            h = dict(self.headers)
+            if last_event_id is not None:
+                h["Last-Event-ID"] = str(last_event_id)
+            async with self.http.get(self.base + "/api/events", headers=h, timeout=aiohttp.ClientTimeout(total=None)) as resp:
+                assert resp.status == 200, await resp.text()
+                ready.set_result(True)
+                event: dict[str, Any] = {}
+                async for raw in resp.content:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("id: "):
+                        event["id"] = int(line[4:])
+                    elif line.startswith("data: "):
+                        event["data"] = json.loads(line[6:])
+                    elif line == "" and "data" in event:
+                        stream.events.append(event["data"])
+                        stream.ids.append(event["id"])
+                        stream.changed.set()
+                        event = {}
+
+        stream.task = asyncio.create_task(run())
+        await asyncio.wait_for(ready, 10)
+        self.streams.append(stream)
+        return stream
+
+    async def close(self) -> None:
+        for s in self.streams:
+            if s.task:
+                s.task.cancel()
+        await self.http.close()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
