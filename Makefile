@@ -1,0 +1,39 @@
+# The verbs people use. `make run` and `make test` set up whatever is missing first.
+.PHONY: run run-fast setup test test-unit test-e2e test-browser train validate test-bot check clean
+
+PY := .venv/bin/python
+RASA := $(CURDIR)/.venv/bin/rasa
+
+run: setup                ## train if needed and run the product (visitor page + inbox URLs are printed)
+	$(PY) -m handoff_channel.devstack run
+
+run-fast: setup           ## same, with the fast test model
+	$(PY) -m handoff_channel.devstack run --fast
+
+setup:
+	scripts/setup.sh
+
+test:                     ## set up and run the whole test suite
+	scripts/test.sh
+
+test-unit: setup
+	$(PY) -m pytest tests/unit -q
+
+test-e2e: setup
+	$(PY) -m pytest tests/e2e -q
+
+test-browser: setup
+	$(PY) -m pytest tests/browser -q
+
+train: setup              ## train the production model (bot/config.yml)
+	cd bot && RASA_TELEMETRY_ENABLED=false $(RASA) train --config config.yml --fixed-model-name handoff --out models
+
+validate: setup           ## rasa data validate
+	cd bot && RASA_TELEMETRY_ENABLED=false $(RASA) data validate --config config.yml --fail-on-warnings
+
+test-bot: setup           ## rasa test with the test stories
+	cd bot && RASA_TELEMETRY_ENABLED=false $(RASA) train --config config.fast.yml --fixed-model-name fast --out models && \
+	  RASA_TELEMETRY_ENABLED=false $(RASA) test --stories tests/test_stories.yml --model models/fast.tar.gz --out results --fail-on-prediction-errors
+
+clean:
+	rm -rf .run .cache test-artifacts bot/models bot/results
