@@ -1,0 +1,202 @@
+"""The handoff loop end to end: a socket.io visitor, the real bot (rasa run with our channel and the
+action server), and an agent on the inbox API with SSE."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from handoff_channel.devstack import Stack
+
+from ..support import AgentClient, Visitor
+from .tracker import backdate, kinds, tracker_events, wait_tracker
+
+pytestmark = pytest.mark.e2e
+
+
+async def ask_for_human(stack: Stack, agent: AgentClient, text: str = "I want to talk to a human") -> tuple[Visitor, str]:
+    visitor = Visitor(stack.gateway_url)
+    cid = await visitor.connect()
+    stream = await agent.stream()
+    await visitor.say(text)
+    await visitor.wait_text("connecting you")
+    await stream.wait_for(lambda e: e["type"] == "conversation_updated" and e["conversation_id"] == cid
+                          and e["conversation"]["status"] == "queued")
+    return visitor, cid
+
+
+async def test_visitor_reaches_an_agent_and_gets_the_bot_back(stack: Stack, sarah: AgentClient) -> None:
+    stream = await sarah.stream()
+    visitor = Visitor(stack.gateway_url)
+    cid = await visitor.connect()
+
+    ack = await visitor.say("hi there")
+    assert ack["ok"] is True
+    await visitor.wait_for(lambda ms: len(ms) >= 1)  # the bot greets back
+    await visitor.say("where is my order 12345?")
+    await visitor.wait_text("12345")
+    await visitor.say("I want to talk to a human")
+    connecting = await visitor.wait_text("connecting you")
+    assert connecting["text"]
+
+    # The conversation lands in the queue, live, with a reason and a summary that knows the order.
+    queued = await stream.wait_for(lambda e: e["type"] == "conversation_updated" and e["conversation_id"] == cid
+                                   and e["conversation"]["status"] == "queued")
+    assert queued["timeline"]["kind"] == "handoff_requested"
+    unassigned = await sarah.ok("GET", "/api/conversations?view=unassigned")
+    assert cid in [c["id"] for c in unassigned["conversations"]]
+    detail = await sarah.conversation(cid)
+    assert detail["reason"] == "explicit_request"
+    assert "12345" in detail["handoff"]["summary"]["text"]
+    roles = [m["role"] for m in detail["messages"]]
+    assert roles[:2] == ["visitor", "bot"] and "bot" in roles
+    visitor_turns = [m for m in detail["messages"] if m["role"] == "visitor"]
+    assert visitor_turns[-1]["meta"]["intent"] == "request_human"
+
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    await visitor.wait_text("Sarah joined the chat")
+    await sarah.ok("POST", f"/api/conversations/{cid}/messages", {"text": "Hi, Sarah here. Let me check order 12345."})
+    await visitor.wait_text("Sarah here")
+
+    await visitor.say("thanks, it is late by a week")
+    forwarded = await stream.wait_for(lambda e: e["type"] == "message_created" and e["conversation_id"] == cid
+                                      and e["message"]["text"] == "thanks, it is late by a week")
+    assert forwarded["message"]["role"] == "visitor"
+
+    await sarah.ok("POST", f"/api/conversations/{cid}/handback",
+                   {"outcome": "resolved", "note": "Reshipped the parcel", "facts": {"order_number": "12346"}})
+    back = await visitor.wait_text("back with the assistant")
+    assert "Sarah" in back["text"]
+
+    n = len(visitor.received)
+    await visitor.say("what are your opening hours?")
+    await visitor.wait_for(lambda ms: len(ms) > n)
+    assert any(w in " ".join(visitor.texts()[n:]).lower() for w in ("mon", "9", "open"))
+
+    # Rasa's own record shows the pause, the human stretch and the resume, in that order.
+    events = await wait_tracker(stack.tracker_db, cid, lambda ev: "action:action_handback" in kinds(ev))
+    k = kinds(events)
+    pause, resume = k.index("pause"), k.index("resume")
+    assert pause < resume < k.index("user:handoff_done") < k.index("action:action_handback")
+    stretch = events[pause:resume]
+    assert any(e["event"] == "bot" and (e.get("metadata") or {}).get("human_agent") == "sarah" for e in stretch)
+    assert any(e["event"] == "user" and e.get("text") == "thanks, it is late by a week" for e in stretch)
+    slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    assert slots.get("handoff_outcome") == "resolved"
+    assert slots.get("order_number") == "12346"
+    await visitor.close()
+
+
+async def test_bot_stays_silent_while_a_human_owns_the_conversation(stack: Stack, sarah: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    await visitor.wait_text("joined the chat")
+    stream = await sarah.stream()
+    before = len(visitor.received)
+    sent = [f"message number {i}" for i in range(10)]
+    for text in sent:
+        assert (await visitor.say(text))["ok"]
+    await stream.wait_for(lambda e: e.get("message", {}) is not None and (e.get("message") or {}).get("text") == sent[-1])
+    forwarded = [e["message"]["text"] for e in stream.events
+                 if e["type"] == "message_created" and e["message"]["role"] == "visitor"]
+    assert forwarded == sent
+    # Wait until Rasa has recorded all ten turns: the bot had every chance to speak.
+    await wait_tracker(stack.tracker_db, cid,
+                       lambda ev: sum(1 for e in ev if e["event"] == "user" and e.get("text") in sent) == 10)
+    await asyncio.sleep(0)  # let any stray emit arrive
+    assert visitor.received[before:] == []
+    detail = await sarah.conversation(cid)
+    assert detail["status"] == "assigned"
+    assert [m["text"] for m in detail["messages"] if m["role"] == "bot"][-1].lower().startswith("connecting you")
+    await visitor.close()
+
+
+async def test_restart_or_gibberish_while_queued_does_not_rerun_the_handoff(stack: Stack, sarah: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    before = len(visitor.received)
+    for text in ("/restart", "asdkjh qwpoeiru zxmcn", "I want to talk to a human"):
+        assert (await visitor.say(text))["ok"]
+    await wait_tracker(stack.tracker_db, cid, lambda ev: any(e["event"] == "user" and e.get("text") == "I want to talk to a human"
+                                                              for e in ev[-3:]))
+    assert visitor.received[before:] == []
+    detail = await sarah.conversation(cid)
+    assert detail["status"] == "queued"
+    assert [t["kind"] for t in detail["timeline"]].count("handoff_requested") == 1
+    events = tracker_events(stack.tracker_db, cid)
+    assert kinds(events).count("action:action_handoff") == 1
+    assert "restart" not in kinds(events) and kinds(events)[-1].startswith("user:")
+    await visitor.close()
+
+
+async def test_gibberish_after_hand_back_does_not_silently_repause(stack: Stack, sarah: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    await sarah.ok("POST", f"/api/conversations/{cid}/handback", {"outcome": "continue"})
+    await visitor.wait_text("back with the assistant")
+    for gibberish in ("qqqq wwww eeee", "zxcv asdf"):
+        n = len(visitor.received)
+        await visitor.say(gibberish)
+        await visitor.wait_for(lambda ms: len(ms) > n)
+    n = len(visitor.received)
+    await visitor.say("what are your opening hours?")
+    await visitor.wait_for(lambda ms: len(ms) > n)
+    assert (await sarah.conversation(cid))["status"] == "bot"
+    assert not tracker_events(stack.tracker_db, cid)[-1].get("event") == "pause"
+    await visitor.close()
+
+
+async def test_visitor_silent_past_session_expiry_still_reaches_the_human(stack: Stack, sarah: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    await visitor.wait_text("joined the chat")
+    await wait_tracker(stack.tracker_db, cid, lambda ev: any(e["event"] == "bot" and (e.get("metadata") or {}).get("handoff_system") for e in ev))
+    backdate(stack.tracker_db, cid, 3 * 3600)  # the bot's session_expiration_time is 60 minutes
+    stream = await sarah.stream()
+    before = len(visitor.received)
+    await visitor.say("sorry, I was away. still there?")
+    await stream.wait_for(lambda e: e["type"] == "message_created" and (e["message"] or {}).get("text") == "sorry, I was away. still there?")
+    await wait_tracker(stack.tracker_db, cid, lambda ev: ev[-1].get("text") == "sorry, I was away. still there?")
+    assert visitor.received[before:] == []
+    assert "session_started" not in kinds(tracker_events(stack.tracker_db, cid))[-3:]
+    await visitor.close()
+
+
+async def test_visitor_who_reconnects_receives_what_the_agent_sent_meanwhile(stack: Stack, sarah: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    await visitor.wait_text("joined the chat")
+    await visitor.close()
+    await sarah.ok("POST", f"/api/conversations/{cid}/messages", {"text": "Are you still there?"})
+    await sarah.ok("POST", f"/api/conversations/{cid}/messages", {"text": "I found your parcel."})
+    again = Visitor(stack.gateway_url, session_id=cid)
+    assert await again.connect() == cid
+    await again.wait_text("I found your parcel")
+    assert again.texts() == ["Are you still there?", "I found your parcel."]
+    await again.close()
+
+
+async def test_sse_client_reconnecting_with_last_event_id_gets_what_it_missed(stack: Stack, sarah: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    first = await sarah.stream()
+    await sarah.ok("POST", f"/api/conversations/{cid}/notes", {"text": "note one"})
+    seen = await first.wait_for(lambda e: (e.get("message") or {}).get("text") == "note one")
+    first.task.cancel()  # type: ignore[union-attr]
+    await sarah.ok("POST", f"/api/conversations/{cid}/notes", {"text": "note two"})
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    resumed = await sarah.stream(last_event_id=seen["id"])
+    await resumed.wait_for(lambda e: e["type"] == "conversation_updated" and e["conversation"]["status"] == "assigned")
+    texts = [(e.get("message") or {}).get("text") for e in resumed.events]
+    assert "note two" in texts and "note one" not in texts
+    assert resumed.ids == sorted(resumed.ids) and resumed.ids[0] == seen["id"] + 1
+    await visitor.close()
+
+
+async def test_messages_carry_no_markup_risk_they_are_stored_verbatim_as_text(stack: Stack, sarah: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    payload = "<img src=x onerror=alert(1)> <script>alert(2)</script>"
+    await visitor.say(payload)
+    detail = await sarah.conversation(cid)
+    assert detail["messages"][-1]["text"] == payload and detail["messages"][-1]["role"] == "visitor"
+    await visitor.close()

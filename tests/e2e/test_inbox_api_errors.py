@@ -1,0 +1,105 @@
+"""Bad input to every inbox route gets a clear 4xx and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from handoff_channel.devstack import Stack
+
+from ..support import AgentClient
+from .test_handoff_loop import ask_for_human
+
+pytestmark = pytest.mark.e2e
+
+ROUTES = [
+    ("GET", "/api/me"),
+    ("POST", "/api/logout"),
+    ("GET", "/api/conversations"),
+    ("GET", "/api/conversations/{cid}"),
+    ("POST", "/api/conversations/{cid}/claim"),
+    ("POST", "/api/conversations/{cid}/messages"),
+    ("POST", "/api/conversations/{cid}/notes"),
+    ("POST", "/api/conversations/{cid}/handback"),
+    ("POST", "/api/conversations/{cid}/resolve"),
+    ("GET", "/api/events"),
+    ("GET", "/api/events/poll?after=0&timeout=0"),
+    ("GET", "/api/canned"),
+    ("POST", "/api/canned"),
+    ("POST", "/api/me/availability"),
+]
+
+
+async def snapshot(agent: AgentClient, cid: str) -> Any:
+    detail = await agent.conversation(cid)
+    return detail["status"], detail["assignee"], len(detail["messages"]), len(detail["timeline"])
+
+
+@pytest.mark.parametrize("credentials", [None, "Bearer not-a-real-token", "Basic c2FyYWg6eA=="])
+async def test_every_route_refuses_missing_or_wrong_credentials(stack: Stack, sarah: AgentClient, credentials: Any) -> None:
+    _visitor, cid = await ask_for_human(stack, sarah)
+    before = await snapshot(sarah, cid)
+    anonymous = AgentClient(stack.gateway_url)
+    try:
+        for method, path in ROUTES:
+            headers = {"Authorization": credentials} if credentials else {}
+            status, body = await anonymous.request(method, path.format(cid=cid), {"text": "x"} if method == "POST" else None,
+                                                   headers=headers)
+            assert status == 401, (method, path, status, body)
+            assert body["error"]["code"] == "unauthorized" and body["error"]["message"]
+    finally:
+        await anonymous.close()
+    assert await snapshot(sarah, cid) == before
+    await _visitor.close()
+
+
+async def test_wrong_password_is_refused(stack: Stack) -> None:
+    client = AgentClient(stack.gateway_url)
+    status, body = await client.request("POST", "/api/login", {"username": "sarah", "password": "wrong-password"})
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    status, body = await client.request("POST", "/api/login", raw=b"{not json")
+    assert status == 400 and body["error"]["code"] == "invalid_json"
+    await client.close()
+
+
+async def test_malformed_and_unknown_and_wrong_state_requests_change_nothing(stack: Stack, sarah: AgentClient, tom: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    before = await snapshot(sarah, cid)
+
+    cases = [
+        (sarah, "POST", f"/api/conversations/{cid}/messages", b"{\"text\": ", 400, "invalid_json"),
+        (sarah, "POST", f"/api/conversations/{cid}/messages", b"[1, 2]", 400, "invalid_payload"),
+        (sarah, "POST", f"/api/conversations/{cid}/messages", b"{\"text\": 42}", 400, "invalid_payload"),
+        (sarah, "POST", f"/api/conversations/{cid}/messages", b"{\"text\": \"hello\"}", 409, "not_assignee"),
+        (sarah, "POST", f"/api/conversations/{cid}/messages", ("{\"text\": \"" + "x" * 5000 + "\"}").encode(), 400, "message_too_long"),
+        (sarah, "POST", f"/api/conversations/{cid}/messages", b"{\"text\": \"" + b"y" * 70000 + b"\"}", 413, "payload_too_large"),
+        (sarah, "POST", f"/api/conversations/{cid}/handback", b"{\"outcome\": \"teleported\"}", 400, "invalid_payload"),
+        (sarah, "POST", f"/api/conversations/{cid}/notes", b"{\"text\": \"   \"}", 400, "invalid_payload"),
+        (sarah, "GET", "/api/conversations?view=everything", None, 400, "invalid_payload"),
+        (sarah, "GET", "/api/conversations/does-not-exist", None, 404, "conversation_not_found"),
+        (sarah, "POST", "/api/conversations/does-not-exist/claim", None, 404, "conversation_not_found"),
+        (sarah, "POST", "/api/conversations/does-not-exist/messages", b"{\"text\": \"hi\"}", 404, "conversation_not_found"),
+        (sarah, "POST", "/api/conversations/does-not-exist/handback", b"{}", 404, "conversation_not_found"),
+        (sarah, "GET", "/api/events/poll?after=abc", None, 400, "invalid_payload"),
+    ]
+    for client, method, path, raw, status, code in cases:
+        got, body = await client.request(method, path, raw=raw)
+        assert (got, body["error"]["code"]) == (status, code), (path, raw and raw[:40], got, body)
+        assert body["error"]["message"]
+    assert await snapshot(sarah, cid) == before
+
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    status, body = await tom.request("POST", f"/api/conversations/{cid}/claim")
+    assert status == 409 and body["error"]["code"] == "already_assigned" and body["error"]["detail"]["assignee"] == "sarah"
+    status, body = await tom.request("POST", f"/api/conversations/{cid}/messages", {"text": "tom here"})
+    assert status == 409 and body["error"]["code"] == "not_assignee"
+    await sarah.ok("POST", f"/api/conversations/{cid}/resolve", {"note": "done"})
+    after_resolve = await snapshot(sarah, cid)
+    for client, path in ((tom, "claim"), (sarah, "resolve"), (sarah, "handback")):
+        status, body = await client.request("POST", f"/api/conversations/{cid}/{path}", {})
+        assert status == 409 and body["error"]["code"] == "invalid_transition", (path, body)
+    status, body = await sarah.request("POST", f"/api/conversations/{cid}/messages", {"text": "too late"})
+    assert status == 409
+    assert await snapshot(sarah, cid) == after_resolve
+    await visitor.close()
