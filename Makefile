@@ -1,5 +1,5 @@
 # The verbs people use. `make run` and `make test` set up whatever is missing first.
-.PHONY: run run-fast setup test test-unit test-e2e test-browser train validate test-bot check clean
+.PHONY: run run-fast setup test test-unit test-e2e test-browser train validate test-bot bench check clean
 
 PY := .venv/bin/python
 RASA := $(CURDIR)/.venv/bin/rasa
@@ -34,6 +34,9 @@ validate: setup           ## rasa data validate
 test-bot: setup           ## rasa test with the test stories
 	cd bot && RASA_TELEMETRY_ENABLED=false $(RASA) train --config config.fast.yml --fixed-model-name fast --out models && \
 	  RASA_TELEMETRY_ENABLED=false $(RASA) test --stories tests/test_stories.yml --model models/fast.tar.gz --out results --fail-on-prediction-errors
+
+bench: setup              ## benchmarks: prints a table, writes docs/benchmarks.md
+	scripts/bench.sh
 
 clean:
 	rm -rf .run .cache test-artifacts bot/models bot/results
