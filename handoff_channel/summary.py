@@ -16,8 +16,9 @@ other function works on those.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence, TypedDict
+from typing import Any, TypedDict
 
 # --- vocabulary ---------------------------------------------------------------------------------
 
@@ -394,7 +395,7 @@ def _why(reason: str, evidence: Evidence) -> str:
 def _topic(transcript: Transcript, facts: Mapping[str, str]) -> str | None:
     """The most recent topic the visitor raised, named with its order number if known."""
     for turn in reversed(transcript.visitor):
-        if turn.intent in TOPIC_BY_INTENT:
+        if turn.intent is not None and turn.intent in TOPIC_BY_INTENT:
             with_order, without_order = TOPIC_BY_INTENT[turn.intent]
             # The fact is the latest word on the number (a later mention, or an agent's fix).
             order = facts.get("order_number") or turn.entity("order_number")

@@ -11,7 +11,7 @@ in slots and tells the visitor the assistant is back.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SlotSet
@@ -40,12 +40,12 @@ class ActionHandoff(Action):
     rewind can step back over the pause and run the hand-off twice (shared/DESIGN.md §2).
     """
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_handoff"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
         handoff = build_handoff(tracker.events, tracker.slots, tracker.latest_message)
         dispatcher.utter_message(response="utter_handoff_connecting")
         dispatcher.utter_message(json_message={"handoff": handoff})
@@ -65,18 +65,18 @@ class ActionHandback(Action):
     the others stay in the tracker as entities of the message.
     """
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_handback"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
         report = _latest_entities(tracker)
         outcome = report.get("handoff_outcome")
         if outcome not in OUTCOMES:
             outcome = DEFAULT_OUTCOME
         agent = report.get("handoff_agent") or DEFAULT_AGENT_NAME
-        events: List[EventType] = [
+        events: list[EventType] = [
             SlotSet("handoff_outcome", outcome),
             SlotSet("handoff_agent", agent),
             # Always set, so a note from an earlier hand-back never passes for this one's.
@@ -94,9 +94,9 @@ class ActionHandback(Action):
         return events
 
 
-def _latest_entities(tracker: Tracker) -> Dict[Text, Optional[Text]]:
+def _latest_entities(tracker: Tracker) -> dict[str, str | None]:
     """Entities of the latest message by name; when a name repeats, the last value wins."""
-    found: Dict[Text, Optional[Text]] = {}
+    found: dict[str, str | None] = {}
     for entity in tracker.latest_message.get("entities") or []:
         name = entity.get("entity")
         if name:

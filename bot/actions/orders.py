@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -27,12 +27,12 @@ class ActionOrderStatus(Action):
     turn), or asks for the number. A value that is not 5-8 digits is forgotten, so the next
     number the visitor types is the one that counts."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_order_status"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
         raw = tracker.get_slot("order_number")
         number = str(raw).strip() if raw is not None else ""
         if not ORDER_NUMBER.fullmatch(number):
