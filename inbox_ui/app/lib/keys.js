@@ -1,0 +1,61 @@
+// Keyboard shortcuts for what agents do all day. Single keys work when no text field has focus;
+// Alt+Up/Down moves between conversations from anywhere, even while typing.
+
+import { state, TABS } from "./store.js";
+import { step, switchView, claim, resolve } from "./actions.js";
+import { openHandback, openShortcuts } from "../views/dialogs.js";
+
+function typing(target) {
+  if (!target || !(target instanceof Element)) return false;
+  return target.closest("input, textarea, select, [contenteditable=''], [contenteditable=true]") !== null;
+}
+
+export function installShortcuts({ composer }) {
+  document.addEventListener("keydown", (e) => {
+    if (document.querySelector("dialog[open]")) return; // the dialog has the keyboard
+    if (e.altKey && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
+      e.preventDefault();
+      step(e.key === "ArrowDown" ? 1 : -1);
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
+    const row = state.selectedId ? state.conversations.get(state.selectedId) : null;
+    const tab = TABS.find((t) => t.key === e.key);
+    let handled = true;
+    if (tab) switchView(tab.view);
+    else {
+      switch (e.key) {
+        case "j":
+          step(1);
+          break;
+        case "k":
+          step(-1);
+          break;
+        case "a":
+          if (row) claim(row.id);
+          break;
+        case "r":
+          composer.focus("reply");
+          break;
+        case "n":
+          composer.focus("note");
+          break;
+        case "/":
+          composer.startCanned();
+          break;
+        case "h":
+          if (row && (row.status === "queued" || row.status === "assigned")) openHandback(row.id);
+          break;
+        case "e":
+          if (row) resolve(row.id);
+          break;
+        case "?":
+          openShortcuts();
+          break;
+        default:
+          handled = false;
+      }
+    }
+    if (handled) e.preventDefault();
+  });
+}

@@ -1,0 +1,145 @@
+// Modal dialogs (native <dialog>: focus trap and Esc for free): hand back to the bot, save a
+// reply for later, and the keyboard shortcuts.
+
+import { h, mount } from "../lib/dom.js";
+import { state, flash } from "../lib/store.js";
+import { api } from "../lib/api.js";
+import { handBack, explain } from "../lib/actions.js";
+
+function dialog(title, ...body) {
+  const el = h("dialog", { class: "dialog", attrs: { "aria-label": title } });
+  mount(el, h("h2", null, title), ...body);
+  document.body.append(el);
+  el.addEventListener("close", () => el.remove());
+  el.addEventListener("click", (e) => {
+    if (e.target === el) el.close(); // a click on the backdrop
+  });
+  el.showModal();
+  return el;
+}
+
+const OUTCOME_CHOICES = [
+  ["resolved", "Resolved", "The problem is solved. The bot says goodbye and stays available."],
+  ["follow_up", "Needs follow-up", "Someone has to come back to it later (e.g. a refund to check). The bot tells the visitor."],
+  ["continue", "Bot continues", "The visitor still has questions the bot can answer."],
+];
+
+/** Hand back: pick an outcome, add an optional note and facts the bot should know. */
+export function openHandback(id) {
+  const detail = state.details.get(id);
+  const known = (detail && detail.handoff && detail.handoff.summary && detail.handoff.summary.facts) || {};
+  const factRows = h("div", { class: "facts" });
+  const note = h("textarea", { rows: 3, name: "note", placeholder: "Optional: what you did, for the bot and the next agent", attrs: { "aria-label": "Note" } });
+  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+  const submit = h("button", { class: "btn btn-primary", type: "submit" }, "Hand back");
+
+  function addFact(key = "", value = "") {
+    const k = h("input", { type: "text", value: key, placeholder: "name, e.g. order_number", attrs: { "aria-label": "Fact name" } });
+    const v = h("input", { type: "text", value: String(value), placeholder: "value", attrs: { "aria-label": "Fact value" } });
+    const row = h("div", { class: "fact-row" }, k, v,
+      h("button", { class: "icon-btn small", type: "button", title: "Remove", attrs: { "aria-label": "Remove fact" }, on: { click: () => row.remove() } }, "×"));
+    factRows.append(row);
+    return k;
+  }
+  for (const [k, v] of Object.entries(known)) if (typeof v !== "object") addFact(k, v);
+
+  const form = h(
+    "form",
+    { class: "form" },
+    h("fieldset", { class: "outcomes" },
+      h("legend", null, "How did it end?"),
+      OUTCOME_CHOICES.map(([value, label, help], i) =>
+        h("label", { class: "choice" },
+          h("input", { type: "radio", name: "outcome", value, checked: i === 0 }),
+          h("span", null, h("strong", null, label), h("small", null, help))))),
+    h("label", { class: "field" }, h("span", null, "Note"), note),
+    h("div", { class: "field" },
+      h("span", null, "Facts for the bot ", h("small", { class: "muted" }, "(it can use them in its next answers)")),
+      factRows,
+      h("button", { class: "link", type: "button", on: { click: () => addFact().focus() } }, "+ Add a fact")),
+    error,
+    h("div", { class: "dialog-actions" },
+      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
+      submit),
+  );
+  const dlg = dialog("Hand back to the bot", h("p", { class: "muted" }, "The visitor is told that the assistant is back; the bot picks up from here."), form);
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const outcome = form.querySelector("input[name=outcome]:checked").value;
+    const facts = {};
+    for (const row of factRows.querySelectorAll(".fact-row")) {
+      const [k, v] = row.querySelectorAll("input");
+      const key = k.value.trim().replace(/\s+/g, "_");
+      if (key && v.value.trim()) facts[key] = v.value.trim();
+    }
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      await handBack(id, { outcome, note: note.value.trim(), facts });
+      dlg.close();
+    } catch (err) {
+      error.textContent = explain(err);
+      submit.disabled = false;
+    }
+  });
+  form.querySelector("input[name=outcome]").focus();
+}
+
+/** Save a reply to insert later by typing /shortcut. */
+export function openSaveCanned(text, onSaved) {
+  const suggestion = (text.split(/\s+/).slice(0, 2).join("-").toLowerCase().replace(/[^a-z0-9_-]/g, "") || "").slice(0, 24);
+  const shortcut = h("input", { type: "text", value: suggestion, required: true, maxLength: 64, attrs: { pattern: "[A-Za-z0-9_\\-]+", "aria-label": "Shortcut" } });
+  const body = h("textarea", { rows: 5, value: text, required: true, attrs: { "aria-label": "Text" } });
+  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+  const form = h(
+    "form",
+    { class: "form" },
+    h("label", { class: "field" }, h("span", null, "Shortcut ", h("small", { class: "muted" }, "letters, digits, - and _")), h("div", { class: "slash-input" }, h("span", null, "/"), shortcut)),
+    h("label", { class: "field" }, h("span", null, "Text"), body),
+    error,
+    h("div", { class: "dialog-actions" },
+      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
+      h("button", { class: "btn btn-primary", type: "submit" }, "Save")),
+  );
+  const dlg = dialog("Save a reply", h("p", { class: "muted" }, "Every agent can insert it by typing / and its shortcut in the reply box."), form);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const item = await api.addCanned(shortcut.value.trim().replace(/^\//, ""), body.value.trim());
+      state.canned = [...state.canned.filter((c) => c.id !== item.id), item];
+      flash(`Saved as /${item.shortcut}.`, "success", 3000);
+      dlg.close();
+      onSaved && onSaved(item);
+    } catch (err) {
+      error.textContent = explain(err);
+    }
+  });
+  (text ? shortcut : body).focus();
+}
+
+export const SHORTCUTS = [
+  ["j / k", "Next / previous conversation"],
+  ["Alt + ↓ / ↑", "Next / previous conversation (also while typing)"],
+  ["1 2 3 4", "Unassigned · Mine · All open · Resolved"],
+  ["a", "Assign to me"],
+  ["r", "Reply"],
+  ["n", "Internal note"],
+  ["/", "Insert a saved reply"],
+  ["Enter", "Send (Shift + Enter: new line)"],
+  ["h", "Hand back to the bot"],
+  ["e", "Resolve"],
+  ["Esc", "Leave the reply box · close a dialog"],
+  ["?", "This list"],
+];
+
+export function openShortcuts() {
+  if (document.querySelector("dialog.shortcuts")) return;
+  const dlg = dialog("Keyboard shortcuts",
+    h("dl", { class: "shortcut-list" }, SHORTCUTS.flatMap(([keys, what]) => [
+      h("dt", null, keys.split(" ").map((k) => ["/", "+", "·"].includes(k) && keys !== "/" ? ` ${k} ` : h("kbd", null, k))),
+      h("dd", null, what),
+    ])),
+    h("div", { class: "dialog-actions" }, h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Close")));
+  dlg.classList.add("shortcuts");
+}

@@ -1,0 +1,173 @@
+// The transcript of one conversation: visitor, bot, agent, internal-note and system turns, each
+// clearly distinct, plus this agent's unconfirmed sends. Elements are keyed (message id, or client
+// id for a pending send) and reused, so new messages append without disturbing the agent's text
+// selection or scroll position.
+
+import { h, mount } from "../lib/dom.js";
+import { state, pendingOf } from "../lib/store.js";
+import { retry, discard } from "../lib/actions.js";
+import { clock, dayLabel, fullTime, intentOf, percent, sentimentOf } from "../lib/format.js";
+
+const GROUP_GAP_S = 120;
+
+export function createTranscript() {
+  const list = h("div", { class: "transcript-inner" });
+  const jump = h("button", { class: "jump", type: "button", hidden: true }, "New messages ↓");
+  const el = h("div", { class: "transcript", attrs: { role: "log", "aria-live": "polite", "aria-label": "Conversation transcript" } }, list);
+  const wrap = h("div", { class: "transcript-wrap" }, el, jump);
+  const cache = new Map(); // key -> {sig, el}
+  let shownId = null;
+  let lastCount = 0;
+
+  jump.addEventListener("click", () => scrollToEnd(true));
+  el.addEventListener("scroll", () => {
+    if (nearEnd()) jump.hidden = true;
+  });
+
+  function nearEnd() {
+    return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+  }
+
+  function scrollToEnd(smooth = false) {
+    el.scrollTo({ top: el.scrollHeight, behavior: smooth ? "smooth" : "auto" });
+    jump.hidden = true;
+  }
+
+  function render() {
+    const id = state.selectedId;
+    const detail = id ? state.details.get(id) : null;
+    const switched = id !== shownId;
+    if (switched) {
+      cache.clear();
+      list.replaceChildren();
+      shownId = id;
+      lastCount = 0;
+    }
+    if (!detail) {
+      if (id && state.loading.has(id)) mount(list, h("div", { class: "transcript-loading" }, "Loading conversation…"));
+      return;
+    }
+    const stick = switched || nearEnd();
+    const items = build(detail);
+    const wanted = [];
+    const keep = new Set();
+    for (const item of items) {
+      let entry = cache.get(item.key);
+      if (!entry || entry.sig !== item.sig) {
+        entry = { sig: item.sig, el: item.make() };
+        cache.set(item.key, entry);
+      }
+      keep.add(item.key);
+      wanted.push(entry.el);
+    }
+    for (const key of [...cache.keys()]) if (!keep.has(key)) cache.delete(key);
+    // Reconcile children in order, moving only what is out of place.
+    if (list.firstChild && !list.firstChild.dataset?.key) list.replaceChildren();
+    wanted.forEach((node, i) => {
+      const at = list.children[i];
+      if (at !== node) list.insertBefore(node, at || null);
+    });
+    while (list.children.length > wanted.length) list.lastChild.remove();
+
+    const grew = items.length > lastCount;
+    lastCount = items.length;
+    const ownNew = items.length && items[items.length - 1].own;
+    if (stick || (grew && ownNew)) scrollToEnd();
+    else if (grew) jump.hidden = false;
+  }
+
+  return { el: wrap, render, scrollToEnd };
+}
+
+/** The ordered list of things to show, each with a key, a signature (re-render when it changes)
+ * and a factory. */
+function build(detail) {
+  const items = [];
+  const me = state.me?.username;
+  let prev = null;
+  let lastDay = null;
+  let lastIntent = null;
+  const push = (ts, item) => {
+    const day = new Date(ts * 1000).toDateString();
+    if (day !== lastDay) {
+      lastDay = day;
+      items.push({ key: `day-${day}`, sig: dayLabel(ts), make: () => h("div", { class: "day", dataset: { key: `day-${day}` } }, h("span", null, dayLabel(ts))) });
+      prev = null;
+    }
+    items.push(item);
+  };
+
+  for (const m of detail.messages) {
+    const continued = prev && prev.role === m.role && prev.author === m.author && m.created_at - prev.created_at < GROUP_GAP_S && m.role !== "system";
+    if (m.role === "visitor") lastIntent = intentOf(m.meta);
+    const intent = m.role === "bot" ? intentOf(m.meta) || lastIntent : null;
+    const key = `m-${m.id}`;
+    push(m.created_at, {
+      key,
+      own: m.author === me && (m.role === "agent" || m.role === "note"),
+      sig: `${continued ? 1 : 0}|${m.meta ? JSON.stringify(m.meta).length : 0}|${intent ? intent.name : ""}`,
+      make: () => messageEl(m, { continued, intent, key, visitorLabel: detail.visitor_label }),
+    });
+    prev = m;
+  }
+  for (const p of pendingOf(detail.id)) {
+    if (p.echoed) continue;
+    const key = `p-${p.clientId}`;
+    push(p.createdAt, { key, own: true, sig: `${p.status}|${p.error || ""}`, make: () => pendingEl(p, key) });
+  }
+  return items;
+}
+
+const ROLE_LABEL = { visitor: "Visitor", bot: "Bot", agent: "Agent", note: "Internal note", system: "" };
+
+function messageEl(m, { continued, intent, key, visitorLabel }) {
+  if (m.role === "system") {
+    return h("div", { class: "msg msg-system", dataset: { key, id: m.id, role: "system" }, title: fullTime(m.created_at) },
+      h("span", { class: "system-line" }, m.text), h("span", { class: "time" }, clock(m.created_at)));
+  }
+  let author = ROLE_LABEL[m.role] || m.role;
+  if (m.role === "visitor") author = visitorLabel || "Visitor";
+  if (m.role === "agent") author = m.author_name || m.author || "Agent";
+  if (m.role === "note") author = `Internal note · ${m.author_name || m.author || ""}`;
+
+  const tip = [fullTime(m.created_at)];
+  if (intent) tip.push(`Intent: ${intent.name}${intent.confidence !== undefined && intent.confidence !== null ? ` (${percent(intent.confidence)} confidence)` : ""}`);
+  if (m.meta && m.meta.utter_action) tip.push(`Response: ${m.meta.utter_action}`);
+  const sentiment = m.role === "visitor" && m.meta ? sentimentOf(m.meta.sentiment) : null;
+  if (sentiment) tip.push(`Sentiment: ${sentiment.label}`);
+
+  const replies = m.payload && Array.isArray(m.payload.quick_replies) ? m.payload.quick_replies : [];
+  return h(
+    "div",
+    {
+      class: ["msg", `msg-${m.role}`, continued && "continued"],
+      dataset: { key, id: m.id, role: m.role },
+      title: tip.join("\n"),
+    },
+    continued ? null : h("div", { class: "msg-head" },
+      h("span", { class: "author" }, author),
+      m.role === "bot" && intent ? h("span", { class: "intent" }, intent.name) : null,
+      h("span", { class: "time" }, clock(m.created_at))),
+    h("div", { class: "bubble" }, m.text || (replies.length ? "" : "(empty)")),
+    replies.length
+      ? h("div", { class: "replies", attrs: { "aria-label": "Buttons the visitor saw" } }, replies.map((r) => h("span", { class: "reply-chip", title: r.payload || "" }, r.title)))
+      : null,
+    sentiment && sentiment.level === "negative" ? h("div", { class: "sentiment-flag" }, sentiment.label) : null,
+  );
+}
+
+function pendingEl(p, key) {
+  const failed = p.status === "failed";
+  return h(
+    "div",
+    { class: ["msg", p.kind === "note" ? "msg-note" : "msg-agent", "pending", failed && "failed"], dataset: { key, clientId: p.clientId } },
+    h("div", { class: "msg-head" }, h("span", { class: "author" }, p.kind === "note" ? "Internal note · you" : "You"), h("span", { class: "time" }, failed ? "Not sent" : "Sending…")),
+    h("div", { class: "bubble" }, p.text),
+    failed
+      ? h("div", { class: "send-error" },
+        h("span", null, p.error || "Not sent."),
+        h("button", { class: "link", type: "button", on: { click: () => retry(p) } }, "Retry"),
+        h("button", { class: "link", type: "button", on: { click: () => discard(p) } }, "Discard"))
+      : null,
+  );
+}

@@ -1,0 +1,142 @@
+"""The agent inbox and the visitor widget, driven together in real Chromium against the real stack
+(trained model, action server, ``rasa run`` with our channel, the gateway)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+import pytest
+from playwright.async_api import Route, expect
+
+from tests.conftest import PASSWORD
+from tests.support import Visitor
+
+from .pages import TIMEOUT, InboxPage, VisitorPage, leave, unique_name
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+ASK_FOR_PERSON = "I want to talk to a human"
+
+
+async def test_visitor_and_agent_complete_a_handoff_and_the_bot_takes_over_again(new_page, base_url):
+    agent = InboxPage(await new_page(), base_url)
+    await agent.login("sarah", PASSWORD)
+    visitor = VisitorPage(await new_page(), base_url)
+    name = unique_name("Ada")
+    await visitor.open_chat(name=name)
+
+    # The visitor asks for a person: the bot says so, and the inbox shows it live, no reload.
+    await visitor.say(ASK_FOR_PERSON)
+    await visitor.expect_response("Connecting you to a person")
+    await expect(agent.row(name)).to_be_visible(timeout=10_000)
+    await expect(agent.row(name).locator(".badge-reason")).to_have_text("Asked for a person")
+    await expect(agent.page).to_have_title(re.compile(r"^\(\d+\) Inbox$"))
+
+    # The agent sees the whole story, takes the conversation and answers.
+    await agent.open(name)
+    await expect(agent.message("visitor", ASK_FOR_PERSON)).to_be_visible()
+    await expect(agent.message("bot", "Connecting you to a person")).to_be_visible()
+    await expect(agent.page.locator(".details .headline")).not_to_be_empty()
+    await agent.claim()
+    await visitor.expect_response("Sarah joined the chat")
+    await agent.reply("Hi, Sarah here. Let me check that for you.")
+    await visitor.expect_response("Sarah here. Let me check that for you.")
+
+    # The visitor answers; the agent sees it arrive in the open conversation.
+    await visitor.say("Thanks! It's order 123456.")
+    await expect(agent.message("visitor", "It's order 123456.")).to_be_visible(timeout=TIMEOUT)
+
+    # Hand back: the visitor is told the assistant is back, and the bot answers again.
+    await agent.hand_back("resolved", note="Checked the parcel with the courier.", facts={"order_number": "123456"})
+    await visitor.expect_response("back with the assistant")
+    await expect(agent.page.locator(".timeline")).to_contain_text("handed back to the bot")
+    await visitor.say("what are your opening hours")
+    await visitor.expect_response("Monday to Friday")
+    await expect(agent.message("bot", "Monday to Friday")).to_be_visible(timeout=TIMEOUT)
+    assert visitor.page.dialogs == [] and agent.page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_an_internal_note_never_reaches_the_widget(new_page, base_url):
+    agent = InboxPage(await new_page(), base_url)
+    await agent.login("tom", PASSWORD)
+    visitor = VisitorPage(await new_page(), base_url)
+    name = unique_name("Noor")
+    await visitor.open_chat(name=name)
+    await visitor.say(ASK_FOR_PERSON)
+    await expect(agent.row(name)).to_be_visible(timeout=10_000)
+    await agent.open(name)
+    await agent.claim()
+
+    secret = "NOTE-ONLY: refund approved by Bea, do not promise a date"
+    await agent.note(secret)
+    note = agent.page.locator(".transcript .msg-note").filter(has_text=secret)
+    await expect(note).to_contain_text("Internal note")
+    # Notes look different from replies: the yellow note bubble, never the agent's blue one.
+    assert await note.locator(".bubble").evaluate("e => getComputedStyle(e).backgroundColor") != \
+        await agent.page.locator(".composer .send").evaluate("e => getComputedStyle(e).backgroundColor")
+
+    # A reply sent after the note arrives; the note, sent first, never does.
+    await agent.reply("Good news: your refund is on its way.")
+    await visitor.expect_response("your refund is on its way")
+    await visitor.page.reload()  # and a reload (replay of missed messages) does not bring it either
+    await visitor.expect_response("your refund is on its way")
+    assert "NOTE-ONLY" not in await visitor.all_text()
+
+
+async def test_visitor_html_is_shown_as_text_and_never_runs(new_page, base_url):
+    payload = "<img src=x onerror=alert(1)>"
+    name = unique_name("<b>Eve</b>")
+    visitor = Visitor(base_url)
+    await visitor.connect()
+    try:
+        await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
+        await visitor.wait_text("Connecting you to a person")
+        await visitor.say(f"hello {payload} <script>alert(2)</script>", custom={"language": "en", "name": name})
+
+        agent = InboxPage(await new_page(), base_url)
+        await agent.login("sarah", PASSWORD)
+        await expect(agent.row(name)).to_be_visible(timeout=TIMEOUT)
+        await expect(agent.row(name).locator(".row-preview")).to_contain_text(payload)
+        await agent.open(name)
+        bubble = agent.message("visitor", payload)
+        await expect(bubble).to_have_text(f"hello {payload} <script>alert(2)</script>")
+        await expect(agent.page.locator(".conv-head h2")).to_have_text(name)
+        # Nothing was parsed as HTML anywhere: no image, script or bold element came from visitor text.
+        assert await agent.page.locator(".transcript img, .transcript script, .rows b, .conv-head b").count() == 0
+        await agent.page.wait_for_timeout(300)  # give a broken image's onerror the chance to fire
+        assert agent.page.dialogs == []  # type: ignore[attr-defined]
+        assert agent.page.errors == []  # type: ignore[attr-defined]
+    finally:
+        await leave(visitor)
+
+
+async def test_inbox_falls_back_to_polling_when_the_event_stream_is_blocked(new_page, base_url):
+    page = await new_page()
+    blocked: list[str] = []
+
+    async def block(route: Route) -> None:
+        blocked.append(route.request.url)
+        await route.abort()
+
+    # Only the stream: /api/events/poll must stay reachable.
+    await page.route(lambda url: urlparse(url).path == "/api/events", block)
+    agent = InboxPage(page, base_url)
+    await agent.login("sarah", PASSWORD)
+    await expect(page.locator(".conn")).to_have_text("Live (polling)", timeout=TIMEOUT)
+    assert blocked, "the inbox never tried the event stream"
+
+    name = unique_name("Pia")
+    visitor = Visitor(base_url)
+    await visitor.connect()
+    try:
+        await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
+        await expect(agent.row(name)).to_be_visible(timeout=TIMEOUT)
+        await agent.open(name)
+        await agent.claim()
+        await visitor.say("are you still there?", custom={"language": "en", "name": name})
+        await expect(agent.message("visitor", "are you still there?")).to_be_visible(timeout=TIMEOUT)
+        await agent.reply("Yes, I'm here.")
+        await visitor.wait_text("Yes, I'm here.")
+    finally:
+        await leave(visitor)
