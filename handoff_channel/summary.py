@@ -324,7 +324,8 @@ def build_handoff(
     }
     facts = extract_facts(transcript, slots)
     answered = responses_sent(transcript)
-    last_messages = [_clip(turn.text, MESSAGE_CHARS) for turn in transcript.visitor[-LAST_MESSAGES:]]
+    last_turns = transcript.visitor[-LAST_MESSAGES:]
+    last_messages = [_clip(turn.text, MESSAGE_CHARS) for turn in last_turns]
     line = headline(transcript, facts, reason)
     summary: Summary = {
         "headline": line,
@@ -332,7 +333,7 @@ def build_handoff(
         "bot_answered": answered,
         "bot_answered_labels": [response_label(name) for name in answered],
         "last_visitor_messages": last_messages,
-        "text": _summary_text(line, reason, evidence, facts, answered, last_messages),
+        "text": _summary_text(line, reason, evidence, facts, answered, last_turns),
     }
     return {
         "reason": reason,
@@ -352,7 +353,7 @@ def _summary_text(
     evidence: Evidence,
     facts: Mapping[str, str],
     answered: Sequence[str],
-    last_messages: Sequence[str],
+    last_turns: Sequence[VisitorTurn],
 ) -> str:
     """4 to 8 lines, most important first: topic, why, facts, what the bot said, last words."""
     lines = [line, f"Why: {_why(reason, evidence)}"]
@@ -360,9 +361,12 @@ def _summary_text(
     lines.append("Facts: " + (" · ".join(fact_words) if fact_words else "none given yet"))
     said = [response_label(name) for name in answered if name not in SMALL_TALK_RESPONSES]
     lines.append("Bot already said: " + (", ".join(said) if said else "nothing useful yet"))
-    if last_messages:
+    if last_turns:
         lines.append("Visitor's last messages (newest last):")
-        lines.extend(f'  "{text}"' for text in last_messages)
+        # Typed words in quotes; a click is already written as "[clicked ...]".
+        lines.extend(
+            f'  "{_clip(turn.text, MESSAGE_CHARS)}"' if turn.typed else f"  {turn.text}" for turn in last_turns
+        )
     else:
         lines.append("The visitor has not written anything yet.")
     return "\n".join(lines)
@@ -451,5 +455,12 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def _clip(text: str, limit: int) -> str:
+    """``text`` on one line and at most ``limit`` characters, cut at a word where possible."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"

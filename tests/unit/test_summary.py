@@ -181,6 +181,7 @@ def test_button_click_reads_as_the_buttons_title():
 
     assert handoff["summary"]["last_visitor_messages"][-1] == '[clicked "Talk to a person"]'
     assert "clicked the button" in handoff["summary"]["text"]
+    assert handoff["summary"]["text"].splitlines()[-1] == '  [clicked "Talk to a person"]'
     assert "/request_human" not in handoff["summary"]["text"]
 
 
@@ -276,5 +277,9 @@ def test_long_messages_are_clipped():
                       user("agent", "request_human", 0.99)]
     summary = build_handoff(events, {}, latest_of(events))["summary"]
 
-    assert len(summary["headline"]) <= 100 and summary["headline"].endswith("…")
+    headline = summary["headline"]
+    assert len(headline) <= 100 and headline.endswith("…")
+    untruncated = f'Wants to return an item: "{long_text}"'
+    kept = headline.removesuffix("…")
+    assert untruncated.startswith(kept) and untruncated[len(kept)] == " "  # cut between words
     assert all(len(m) <= 100 for m in summary["last_visitor_messages"])
