@@ -139,6 +139,8 @@ export async function claim(id = state.selectedId) {
   if (row.status === "assigned" && row.assignee === state.me.username) return;
   try {
     setDetail(await api.claim(id));
+    // Keep the conversation in view: it just moved from Unassigned to Mine.
+    if (state.view === "unassigned" && state.selectedId === id) switchView("mine");
     flash("Assigned to you. The visitor sees that you joined.", "success", 3000);
     state.focusComposer = true;
     changed("detail");

@@ -136,7 +136,7 @@ export function sentimentOf(value) {
 
 /** Initials for an avatar: "Sarah Connor" -> "SC", "Visitor 3f2a9c" -> "V3". */
 export function initials(name) {
-  const parts = String(name || "?").trim().split(/\s+/).filter(Boolean);
+  const parts = String(name || "?").replace(/<[^>]*>/g, " ").replace(/[^\p{L}\p{N}\s]/gu, "").trim().split(/\s+/).filter(Boolean);
   if (!parts.length) return "?";
   const first = parts[0][0] || "?";
   const second = parts.length > 1 ? parts[parts.length - 1][0] : "";

@@ -4,6 +4,7 @@
 import { state, TABS } from "./store.js";
 import { step, switchView, claim, resolve } from "./actions.js";
 import { openHandback, openShortcuts } from "../views/dialogs.js";
+import { toggleDetails } from "../views/conversation.js";
 
 function typing(target) {
   if (!target || !(target instanceof Element)) return false;
@@ -48,6 +49,9 @@ export function installShortcuts({ composer }) {
           break;
         case "e":
           if (row) resolve(row.id);
+          break;
+        case "i":
+          toggleDetails();
           break;
         case "?":
           openShortcuts();

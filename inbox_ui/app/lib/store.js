@@ -30,7 +30,7 @@ export const state = {
 export const TABS = [
   { view: "unassigned", label: "Unassigned", key: "1" },
   { view: "mine", label: "Mine", key: "2" },
-  { view: "open", label: "All open", key: "3" },
+  { view: "open", label: "All open", short: "Open", key: "3" },
   { view: "resolved", label: "Resolved", key: "4" },
 ];
 

@@ -22,7 +22,7 @@ export function createComposer({ onSaveCanned }) {
   const banner = h("div", { class: "composer-banner", hidden: true });
   const sendBtn = h("button", { class: "btn btn-primary send", type: "button" });
   const hint = h("span", { class: "composer-hint" });
-  const saveBtn = h("button", { class: "link", type: "button", title: "Save the text as a reply you can insert with /shortcut" }, "Save as saved reply…");
+  const saveBtn = h("button", { class: "link", type: "button", title: "Save the text as a reply you can insert with /shortcut" }, "Save for reuse…");
   const el = h(
     "div",
     { class: "composer" },
@@ -200,7 +200,7 @@ export function createComposer({ onSaveCanned }) {
     if (!canned.items.length) {
       mount(popup, h("div", { class: "canned-empty" },
         state.canned.length ? `No saved reply matches “/${canned.query}”.` : "No saved replies yet.",
-        " Write the text, then use “Save as saved reply…”."));
+        " Write the text, then use “Save for reuse…”."));
       return;
     }
     mount(
@@ -276,11 +276,12 @@ export function createComposer({ onSaveCanned }) {
       banner.className = "composer-banner info";
     }
     textarea.placeholder = mode === "note"
-      ? "Internal note — only agents see this. Enter to add, Shift+Enter for a new line."
-      : blocked ? "" : "Reply to the visitor… Enter to send, Shift+Enter for a new line, / for saved replies";
+      ? "Internal note: only agents see it  (Enter adds · Shift+Enter new line)"
+      : blocked ? "" : "Reply to the visitor…  (Enter sends · Shift+Enter new line · / saved replies)";
     mount(sendBtn, icon(mode === "note" ? "note" : "send"), mode === "note" ? "Add note" : "Send");
     sendBtn.disabled = blocked;
     hint.textContent = mode === "note" ? "Notes never reach the visitor." : "";
+    saveBtn.hidden = mode === "note";
     if (state.focusComposer && !textarea.disabled) {
       state.focusComposer = false;
       textarea.focus();

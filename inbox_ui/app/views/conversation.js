@@ -9,6 +9,11 @@ import { createTranscript } from "./transcript.js";
 import { createComposer } from "./composer.js";
 import { openHandback, openSaveCanned, SHORTCUTS } from "./dialogs.js";
 
+/** On narrow screens the details panel is a drawer; this opens and closes it. */
+export function toggleDetails() {
+  document.getElementById("root").classList.toggle("details-open");
+}
+
 export function createConversation() {
   const head = h("div", { class: "conv-head" });
   const transcript = createTranscript();
@@ -69,14 +74,18 @@ export function createConversation() {
           h("span", { class: "conv-headline" }, headline || (row.reason ? reasonLabel(row.reason) : "")))),
       h("div", { class: "conv-actions" },
         p.canClaim
-          ? h("button", { class: "btn btn-primary", type: "button", title: "Assign to me (A)", dataset: { action: "claim" }, on: { click: () => claim(row.id) } }, icon("user"), "Assign to me")
+          ? h("button", { class: "btn btn-primary", type: "button", title: "Assign to me (A)", dataset: { action: "claim" }, on: { click: () => claim(row.id) } }, icon("user"), h("span", { class: "label" }, "Assign to me"))
           : null,
         p.canClose
-          ? h("button", { class: "btn", type: "button", title: "Hand back to the bot (H)", dataset: { action: "handback" }, on: { click: () => openHandback(row.id) } }, icon("back"), "Hand back")
+          ? h("button", { class: "btn", type: "button", title: "Hand back to the bot (H)", dataset: { action: "handback" }, on: { click: () => openHandback(row.id) } }, icon("back"), h("span", { class: "label" }, "Hand back"))
           : null,
         p.canClose
-          ? h("button", { class: "btn", type: "button", title: "Resolve (E)", dataset: { action: "resolve" }, on: { click: () => resolve(row.id) } }, icon("check"), "Resolve")
-          : null),
+          ? h("button", { class: "btn", type: "button", title: "Resolve (E)", dataset: { action: "resolve" }, on: { click: () => resolve(row.id) } }, icon("check"), h("span", { class: "label" }, "Resolve"))
+          : null,
+        h("button", {
+          class: "btn details-toggle", type: "button", title: "Summary and details (I)",
+          attrs: { "aria-label": "Summary and details" }, on: { click: toggleDetails },
+        }, icon("info"))),
     );
   }
 

@@ -2,7 +2,7 @@
 // (with the evidence), key facts, who the visitor is, their mood, and who did what when.
 
 import { h, mount } from "../lib/dom.js";
-import { state } from "../lib/store.js";
+import { state, changed } from "../lib/store.js";
 import {
   reasonLabel, priorityInfo, humanize, percent, fullTime, clock, ago, sentimentOf, OUTCOMES, STATUS_LABEL,
 } from "../lib/format.js";
@@ -43,17 +43,30 @@ function summarySection(detail, handoff, summary) {
     return section("Summary", h("p", { class: "muted" },
       detail.status === "bot" ? "The bot is handling this conversation; it has not asked for a person." : "No handoff summary for this conversation."));
   }
-  const text = summary.text && summary.text !== summary.headline ? summary.text : null;
+  // The bot's text usually repeats the headline on its first line: show it once.
+  let text = typeof summary.text === "string" ? summary.text.trim() : "";
+  if (summary.headline && text.startsWith(summary.headline)) text = text.slice(summary.headline.length).trim();
+  const long = text.split("\n").length > 5 || text.length > 320;
+  const open = expanded.has(detail.id);
+  const answered = Array.isArray(summary.bot_answered_labels) && summary.bot_answered_labels.length
+    ? summary.bot_answered_labels
+    : (summary.bot_answered || []).map(humanizeUtter);
   return section(
     "Summary",
     summary.headline ? h("p", { class: "headline" }, summary.headline) : null,
-    text ? h("p", { class: "summary-text" }, text) : null,
-    !summary.headline && !text ? h("p", { class: "muted" }, "The bot gave no summary.") : null,
-    Array.isArray(summary.bot_answered) && summary.bot_answered.length
-      ? h("p", { class: "small muted" }, "Bot already answered: ", summary.bot_answered.map(humanizeUtter).join(", "))
+    text ? h("p", { class: ["summary-text", long && !open && "clamped"] }, text) : null,
+    text && long
+      ? h("button", {
+        class: "link small", type: "button",
+        on: { click: () => { if (open) expanded.delete(detail.id); else expanded.add(detail.id); changed("detail"); } },
+      }, open ? "Show less" : "Show the whole summary")
       : null,
+    !summary.headline && !text ? h("p", { class: "muted" }, "The bot gave no summary.") : null,
+    !text && answered.length ? h("p", { class: "small muted" }, "Bot already answered: ", answered.join(", ")) : null,
   );
 }
+
+const expanded = new Set(); // conversations whose whole summary the agent unfolded
 
 function humanizeUtter(name) {
   return humanize(String(name).replace(/^utter_/, ""));
@@ -62,8 +75,10 @@ function humanizeUtter(name) {
 function reasonSection(handoff) {
   const prio = priorityInfo(handoff.priority);
   const ev = handoff.evidence || {};
-  const rest = Object.entries(ev).filter(([k, v]) => !["intent", "confidence", "text"].includes(k) && v !== null && v !== "" && typeof v !== "object");
   const intent = typeof ev.intent === "object" && ev.intent ? ev.intent.name : ev.intent;
+  const rest = Object.entries(ev).filter(([k, v]) =>
+    !["intent", "confidence", "text"].includes(k) && v !== null && v !== "" && v !== 0 && typeof v !== "object" &&
+    !(k === "top_intent" && v === intent));
   const confidence = typeof ev.intent === "object" && ev.intent ? ev.intent.confidence : ev.confidence;
   return section(
     "Why a person",

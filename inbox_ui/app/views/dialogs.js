@@ -129,6 +129,7 @@ export const SHORTCUTS = [
   ["Enter", "Send (Shift + Enter: new line)"],
   ["h", "Hand back to the bot"],
   ["e", "Resolve"],
+  ["i", "Show or hide the details (narrow screens)"],
   ["Esc", "Leave the reply box · close a dialog"],
   ["?", "This list"],
 ];

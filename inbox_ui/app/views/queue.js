@@ -40,6 +40,7 @@ export function createQueue() {
             on: { click: () => switchView(t.view) },
           },
           h("span", { class: "tab-label" }, t.label),
+          t.short ? h("span", { class: "tab-label-short" }, t.short) : null,
           n > 0 && t.view !== "resolved" ? h("span", { class: ["count", t.view === "unassigned" && "count-hot"] }, String(n)) : null,
         );
       }),

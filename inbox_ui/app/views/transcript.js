@@ -3,7 +3,7 @@
 // id for a pending send) and reused, so new messages append without disturbing the agent's text
 // selection or scroll position.
 
-import { h, mount } from "../lib/dom.js";
+import { h, mount, icon } from "../lib/dom.js";
 import { state, pendingOf } from "../lib/store.js";
 import { retry, discard } from "../lib/actions.js";
 import { clock, dayLabel, fullTime, intentOf, percent, sentimentOf } from "../lib/format.js";
@@ -97,19 +97,30 @@ function build(detail) {
     items.push(item);
   };
 
-  for (const m of detail.messages) {
+  let lastReplies = [];
+  detail.messages.forEach((m, index) => {
     const continued = prev && prev.role === m.role && prev.author === m.author && m.created_at - prev.created_at < GROUP_GAP_S && m.role !== "system";
     if (m.role === "visitor") lastIntent = intentOf(m.meta);
+    // A button click or the widget's opening payload arrives as "/intent": show what the
+    // visitor saw (the button's title), not the payload.
+    let shown = null;
+    if (m.role === "visitor" && /^\/[\w.-]+(\{.*\})?$/.test(m.text.trim())) {
+      const button = lastReplies.find((r) => r.payload === m.text.trim());
+      if (button) shown = { kind: "button", text: button.title };
+      else if (index === 0) shown = { kind: "opened", text: "Opened the chat" };
+      else shown = { kind: "payload", text: m.text.trim() };
+    }
+    if (m.role === "bot") lastReplies = (m.payload && Array.isArray(m.payload.quick_replies)) ? m.payload.quick_replies : [];
     const intent = m.role === "bot" ? intentOf(m.meta) || lastIntent : null;
     const key = `m-${m.id}`;
     push(m.created_at, {
       key,
       own: m.author === me && (m.role === "agent" || m.role === "note"),
       sig: `${continued ? 1 : 0}|${m.meta ? JSON.stringify(m.meta).length : 0}|${intent ? intent.name : ""}`,
-      make: () => messageEl(m, { continued, intent, key, visitorLabel: detail.visitor_label }),
+      make: () => messageEl(m, { continued, intent, key, visitorLabel: detail.visitor_label, shown }),
     });
     prev = m;
-  }
+  });
   for (const p of pendingOf(detail.id)) {
     if (p.echoed) continue;
     const key = `p-${p.clientId}`;
@@ -120,7 +131,11 @@ function build(detail) {
 
 const ROLE_LABEL = { visitor: "Visitor", bot: "Bot", agent: "Agent", note: "Internal note", system: "" };
 
-function messageEl(m, { continued, intent, key, visitorLabel }) {
+function messageEl(m, { continued, intent, key, visitorLabel, shown }) {
+  if (shown && shown.kind === "opened") {
+    return h("div", { class: "msg msg-system", dataset: { key, id: m.id, role: "visitor" }, title: `${fullTime(m.created_at)}\nThe widget sent ${m.text}` },
+      h("span", { class: "system-line quiet" }, `${visitorLabel || "The visitor"} opened the chat`), h("span", { class: "time" }, clock(m.created_at)));
+  }
   if (m.role === "system") {
     return h("div", { class: "msg msg-system", dataset: { key, id: m.id, role: "system" }, title: fullTime(m.created_at) },
       h("span", { class: "system-line" }, m.text), h("span", { class: "time" }, clock(m.created_at)));
@@ -145,10 +160,13 @@ function messageEl(m, { continued, intent, key, visitorLabel }) {
       title: tip.join("\n"),
     },
     continued ? null : h("div", { class: "msg-head" },
+      m.role === "note" ? icon("note", "note-icon") : null,
       h("span", { class: "author" }, author),
       m.role === "bot" && intent ? h("span", { class: "intent" }, intent.name) : null,
       h("span", { class: "time" }, clock(m.created_at))),
-    h("div", { class: "bubble" }, m.text || (replies.length ? "" : "(empty)")),
+    shown && shown.kind === "button"
+      ? h("div", { class: "bubble clicked", title: `Clicked the button “${shown.text}” (sent ${m.text})` }, h("span", { class: "clicked-tag" }, "Clicked"), shown.text)
+      : h("div", { class: ["bubble", shown && "payload"] }, m.text || (replies.length ? "" : "(empty)")),
     replies.length
       ? h("div", { class: "replies", attrs: { "aria-label": "Buttons the visitor saw" } }, replies.map((r) => h("span", { class: "reply-chip", title: r.payload || "" }, r.title)))
       : null,
@@ -161,7 +179,7 @@ function pendingEl(p, key) {
   return h(
     "div",
     { class: ["msg", p.kind === "note" ? "msg-note" : "msg-agent", "pending", failed && "failed"], dataset: { key, clientId: p.clientId } },
-    h("div", { class: "msg-head" }, h("span", { class: "author" }, p.kind === "note" ? "Internal note · you" : "You"), h("span", { class: "time" }, failed ? "Not sent" : "Sending…")),
+    h("div", { class: "msg-head" }, p.kind === "note" ? icon("note", "note-icon") : null, h("span", { class: "author" }, p.kind === "note" ? "Internal note · you" : "You"), h("span", { class: "time" }, failed ? "Not sent" : "Sending…")),
     h("div", { class: "bubble" }, p.text),
     failed
       ? h("div", { class: "send-error" },

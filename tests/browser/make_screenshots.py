@@ -1,0 +1,169 @@
+"""Screenshots of the inbox and the widget for docs/screenshots/, taken on the real product.
+
+    .venv/bin/python -m tests.browser.make_screenshots                 # starts its own stack
+    .venv/bin/python -m tests.browser.make_screenshots --base-url http://127.0.0.1:8000 \\
+        --password handoff-demo --tom-password password123            # an already running stack
+
+A few visitors talk to the real bot and ask for a person; Sarah takes one and answers it, Tom
+another; then the queue, an open conversation and the widget mid-handoff are captured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from playwright.async_api import Page, async_playwright, expect
+
+from handoff_channel.devstack import Stack, train
+from handoff_channel.settings import REPO_ROOT
+from tests.support import AgentClient, Visitor, free_port
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS
+from .pages import InboxPage, VisitorPage, leave
+
+OUT = REPO_ROOT / "docs" / "screenshots"
+
+
+async def talk(base: str, name: Optional[str], lines: list[str], *, tier: Optional[str] = None) -> str:
+    """A visitor (socket.io, like the widget) says ``lines``, waiting for the bot after each."""
+    custom: dict[str, str] = {"language": "en"}
+    if name:
+        custom["name"] = name
+    if tier:
+        custom["tier"] = tier
+    v = Visitor(base)
+    await v.connect()
+    try:
+        for line in lines:
+            before = len(v.received)
+            await v.say(line, custom=custom)
+            await v.wait_for(lambda ms, n=before: len(ms) > n, timeout=20)
+            await asyncio.sleep(0.3)  # let a multi-part answer arrive
+        return str(v.session_id)
+    finally:
+        await leave(v)
+
+
+async def find(agent: AgentClient, label: str) -> str:
+    for _ in range(50):
+        rows = (await agent.ok("GET", "/api/conversations?view=open"))["conversations"]
+        for row in rows:
+            if row["visitor_label"] == label:
+                return str(row["id"])
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no open conversation for {label}")
+
+
+async def run(base: str, password: str, tom_password: str) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    sarah = AgentClient(base)
+    await sarah.login("sarah", password)
+    tom = AgentClient(base)
+    await tom.login("tom", tom_password)
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        ctx = await browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=1)
+        await ctx.route("**/fonts.googleapis.com/**", lambda r: r.abort())
+        inbox = InboxPage(await ctx.new_page(), base)
+        await inbox.login("sarah", password)
+
+        # Conversations that end up in the queue, oldest first.
+        await talk(base, "Jonas Weber", ["hi", "I need to change the delivery address for order 51234",
+                                         "can I talk to a person please"])
+        # "/request_human" is what the widget sends for a click on the "Talk to a person" button.
+        await talk(base, None, ["where is my order", "/request_human"])
+        await talk(base, "Emma Larsen", ["Hello", "how do returns work?",
+                                         "I sent a jacket back 3 weeks ago and still have no refund",
+                                         "I want to talk to a human"], tier="vip")
+        await talk(base, "Mia Chen", ["I can't log in", "I want to speak to someone"])
+
+        # Tom takes Jonas's conversation; Sarah will take Lena's (in the widget, below).
+        jonas = await find(tom, "Jonas Weber")
+        await tom.ok("POST", f"/api/conversations/{jonas}/claim")
+        await tom.ok("POST", f"/api/conversations/{jonas}/messages",
+                     {"text": "Hi Jonas, Tom here. Which address should it go to?", "client_id": os.urandom(8).hex()})
+
+        # The visitor in the real widget.
+        visitor_ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+        await visitor_ctx.route("**/fonts.googleapis.com/**", lambda r: r.abort())
+        visitor = VisitorPage(await visitor_ctx.new_page(), base)
+        await visitor.open_chat(name="Lena Fischer")
+        await visitor.say("where is my order 48215?")
+        await visitor.expect_response("48215")
+        await visitor.say("It says delivered but nothing arrived. I want to talk to a human")
+        await visitor.expect_response("Connecting you to a person")
+
+        lena = await find(sarah, "Lena Fischer")
+        await expect(inbox.row("Lena Fischer")).to_be_visible(timeout=10_000)
+        await inbox.open("Lena Fischer")
+        await inbox.claim()
+        await inbox.reply("Hi Lena, Sarah here. I'm sorry the parcel hasn't turned up. Let me check with the courier.")
+        await visitor.expect_response("Let me check with the courier")
+        await visitor.say("Thank you! I was home all day yesterday.")
+        await inbox.note("Courier says left with neighbour at no. 14. Ask Lena to check before we reship.")
+        await inbox.reply("The courier says it was left with your neighbour at number 14. Could you check with them?")
+        await visitor.expect_response("neighbour at number 14")
+        await visitor.page.wait_for_timeout(400)
+        await visitor.page.screenshot(path=str(OUT / "widget-handoff.png"))
+
+        # (b) the open conversation with its summary panel
+        await expect(inbox.message("visitor", "I was home all day")).to_be_visible()
+        await inbox.page.locator(".composer-input").click()
+        await inbox.page.locator(".composer-input").fill("Let me know what they say, and if")
+        await inbox.page.wait_for_timeout(400)
+        await inbox.page.screenshot(path=str(OUT / "inbox-conversation.png"))
+
+        # (a) the queue: everything open, one waiting conversation selected
+        await inbox.tab("open")
+        await inbox.open("Emma Larsen")
+        await inbox.page.locator(".transcript").focus()
+        await inbox.page.wait_for_timeout(1500)  # let the wait clocks tick
+        await inbox.page.screenshot(path=str(OUT / "inbox-queue.png"))
+
+        # The same at 1024 px wide, for checking the narrow layout (not committed).
+        await inbox.page.set_viewport_size({"width": 1024, "height": 720})
+        await inbox.page.wait_for_timeout(300)
+        narrow = Path(tempfile.gettempdir()) / "inbox-1024.png"
+        await inbox.page.screenshot(path=str(narrow))
+        print(f"narrow layout: {narrow}")
+        del lena
+        await browser.close()
+    await sarah.close()
+    await tom.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base-url", help="a running gateway; default: start a stack")
+    parser.add_argument("--password", default="handoff-demo", help="sarah's password on --base-url")
+    parser.add_argument("--tom-password", default="handoff-demo", help="tom's password on --base-url")
+    args = parser.parse_args()
+    if args.base_url:
+        asyncio.run(run(args.base_url.rstrip("/"), args.password, args.tom_password))
+        print(f"screenshots in {OUT}")
+        return
+    run_dir = Path(tempfile.mkdtemp(prefix="handoff-shots-"))
+    stack = Stack(model=train("config.fast.yml", "handoff-test", out=REPO_ROOT / ".cache" / "models", quiet=True),
+                  run_dir=run_dir, gateway_port=free_port(), rasa_port=free_port(), actions_port=free_port(),
+                  token="shots-" + os.urandom(8).hex())
+    stack.create_agent("sarah", "Sarah", "handoff-demo", supervisor=True)
+    stack.create_agent("tom", "Tom", "handoff-demo")
+    stack.start()
+    try:
+        stack.wait_ready(timeout=300)
+        asyncio.run(run(stack.gateway_url, "handoff-demo", "handoff-demo"))
+    finally:
+        stack.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"screenshots in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
