@@ -16,6 +16,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from tests.conftest import PASSWORD
+from tests.support import AgentClient
+
 CHROMIUM = os.environ.get("HANDOFF_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,6 +40,15 @@ def base_url(request: pytest.FixtureRequest) -> str:
     if url:
         return url.rstrip("/")
     return str(request.getfixturevalue("stack").gateway_url)
+
+
+@pytest.fixture
+async def tom_api(base_url: str) -> AsyncIterator[AgentClient]:
+    """Tom, using the inbox API directly (like tests.conftest's ``tom``, but on ``base_url``)."""
+    client = AgentClient(base_url)
+    await client.login("tom", PASSWORD)
+    yield client
+    await client.close()
 
 
 @pytest.fixture

@@ -140,3 +140,116 @@ async def test_inbox_falls_back_to_polling_when_the_event_stream_is_blocked(new_
         await visitor.wait_text("Yes, I'm here.")
     finally:
         await leave(visitor)
+
+
+async def test_a_failed_reply_can_be_retried_and_a_draft_survives_a_reload(new_page, base_url):
+    page = await new_page()
+    agent = InboxPage(page, base_url)
+    await agent.login("sarah", PASSWORD)
+    name = unique_name("Ola")
+    visitor = Visitor(base_url)
+    await visitor.connect()
+    try:
+        await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
+        await agent.open(name)
+        await agent.claim()
+
+        # The network drops every reply: the message stays on screen, marked, with Retry.
+        offline = True
+
+        async def flaky(route: Route) -> None:
+            if offline and route.request.method == "POST":
+                await route.abort("internetdisconnected")
+            else:
+                await route.continue_()
+
+        await page.route("**/api/conversations/*/messages", flaky)
+        await agent.composer.fill("Sorry for the wait, looking into it now.")
+        await agent.composer.press("Enter")
+        failed = page.locator(".transcript .msg.pending.failed")
+        await expect(failed).to_contain_text("Sorry for the wait", timeout=TIMEOUT)
+        offline = False
+        await failed.get_by_role("button", name="Retry").click()
+        await expect(agent.message("agent", "Sorry for the wait")).to_have_count(1, timeout=TIMEOUT)
+        await expect(page.locator(".transcript .msg.pending")).to_have_count(0)
+        await visitor.wait_text("Sorry for the wait")
+        assert sum("Sorry for the wait" in t for t in visitor.texts()) == 1
+
+        # Something typed but not sent is still there after a reload.
+        await agent.composer.fill("Half-written answer about the refund")
+        await page.wait_for_timeout(400)  # drafts are saved 250 ms after the last keystroke
+        await page.reload()
+        await expect(page.locator(".conv-head h2")).to_have_text(name, timeout=TIMEOUT)
+        await expect(agent.composer).to_have_value("Half-written answer about the refund")
+    finally:
+        await leave(visitor)
+
+
+async def test_claiming_a_conversation_someone_else_took_says_who_has_it(new_page, base_url, tom_api):
+    page = await new_page()
+
+    async def frozen(route: Route) -> None:  # Sarah's inbox hears nothing: her view goes stale
+        await route.abort()
+
+    name = unique_name("Ken")
+    visitor = Visitor(base_url)
+    await visitor.connect()
+    try:
+        await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
+        await visitor.wait_text("Connecting you to a person")
+        await page.route(re.compile(r"/api/events"), frozen)  # before the inbox opens its feed
+        agent = InboxPage(page, base_url)
+        await agent.login("sarah", PASSWORD)
+        await agent.open(name)
+        cid = await page.evaluate("decodeURIComponent(location.hash.slice(4))")
+        await tom_api.ok("POST", f"/api/conversations/{cid}/claim")
+        await page.locator(".conv-actions [data-action=claim]").click()
+        await expect(page.locator(".toast")).to_have_text(re.compile(r"^Already assigned to Tom\b"), timeout=TIMEOUT)
+        await expect(page.locator(".conv-head .chip-assigned")).to_have_text(re.compile(r"^Assigned to Tom\b"))
+        await expect(page.locator(".composer-banner")).to_contain_text(re.compile(r"^Tom\b.* is handling this conversation"))
+    finally:
+        await leave(visitor)
+
+
+async def test_keyboard_only_claim_reply_and_saved_reply(new_page, base_url):
+    page = await new_page()
+    agent = InboxPage(page, base_url)
+    await agent.login("sarah", PASSWORD)
+    name = unique_name("Kai")
+    visitor = Visitor(base_url)
+    await visitor.connect()
+    try:
+        await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
+        await expect(agent.row(name)).to_be_visible(timeout=TIMEOUT)
+        await agent.open(name)
+        await page.locator(".transcript").click()  # focus out of any field: single keys are shortcuts
+
+        await page.keyboard.press("a")
+        await expect(page.locator(".conv-head .chip-assigned")).to_have_text("Assigned to you", timeout=TIMEOUT)
+        await page.keyboard.press("Escape")
+        await page.locator(".transcript").click()
+
+        # Save a reply for reuse, then insert it with "/".
+        shortcut = "greet" + unique_name("")[1:]
+        await page.keyboard.press("r")
+        await agent.composer.fill("Hi, thanks for waiting! I'm on it.")
+        await page.get_by_role("button", name="Save for reuse…").click()
+        dialog = page.locator("dialog[open]")
+        await dialog.get_by_label("Shortcut").fill(shortcut)
+        await dialog.get_by_role("button", name="Save").click()
+        await expect(dialog).to_have_count(0)
+        await agent.composer.fill("")
+        await agent.composer.type(f"/{shortcut[:8]}")
+        await expect(page.locator(".canned-item.active")).to_contain_text(f"/{shortcut}")
+        await agent.composer.press("Enter")  # picks the saved reply
+        await expect(agent.composer).to_have_value("Hi, thanks for waiting! I'm on it.")
+        await agent.composer.press("Enter")  # sends it
+        await visitor.wait_text("thanks for waiting! I'm on it.")
+
+        await agent.composer.press("Escape")
+        await page.keyboard.press("?")
+        await expect(page.locator("dialog.shortcuts")).to_be_visible()
+        await page.keyboard.press("Escape")
+        await expect(page.locator("dialog.shortcuts")).to_have_count(0)
+    finally:
+        await leave(visitor)

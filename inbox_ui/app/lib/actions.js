@@ -145,8 +145,10 @@ export async function claim(id = state.selectedId) {
     state.focusComposer = true;
     changed("detail");
   } catch (err) {
+    // Someone was faster: fetch who has it now, so the message can name them.
+    if (err instanceof ApiError && err.status === 409) await refreshDetail(id);
     flash(explain(err), "error");
-    refreshDetail(id);
+    if (!(err instanceof ApiError && err.status === 409)) refreshDetail(id);
   }
 }
 
