@@ -1,6 +1,6 @@
 """The event bus port and its adapters, chosen by URL (``memory://`` or ``redis://...``)."""
 
-from .base import EventBus, Subscription
+from .base import RESYNC, EventBus, Subscription, resync_event
 from .memory import MemoryEventBus
 
 
@@ -14,4 +14,4 @@ def create_bus(url: str) -> EventBus:
     raise ValueError(f"Unsupported bus URL {url!r}: use memory:// or redis://host:port/db")
 
 
-__all__ = ["EventBus", "Subscription", "MemoryEventBus", "create_bus"]
+__all__ = ["RESYNC", "EventBus", "Subscription", "MemoryEventBus", "create_bus", "resync_event"]

@@ -18,7 +18,7 @@ from ..models import Agent, Availability, Event, now
 from ..service import HandoffService
 from ..settings import Settings
 from ..store import ConversationStore
-from ..bus import EventBus
+from ..bus import RESYNC, EventBus
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class InboxApi:
                 events = await api.store.events_after(after)
                 if not events and timeout:
                     try:
-                        await asyncio.wait_for(sub.get(), timeout)  # type: ignore[attr-defined]
+                        await asyncio.wait_for(sub.get(), timeout)
                     except asyncio.TimeoutError:
                         pass
                     events = await api.store.events_after(after)
@@ -294,12 +294,15 @@ class InboxApi:
             await catch_up()
             while True:
                 try:
-                    ev = await asyncio.wait_for(sub.get(), self.settings.sse_keepalive_s)  # type: ignore[attr-defined]
+                    ev = await asyncio.wait_for(sub.get(), self.settings.sse_keepalive_s)
                 except asyncio.TimeoutError:
                     await resp.send(": keep-alive\n\n")
                     continue
                 if ev is None:  # dropped for falling behind: the client reconnects with Last-Event-ID
                     return
+                if ev.type == RESYNC:
+                    await catch_up()
+                    continue
                 if ev.id <= last:
                     continue
                 if ev.id > last + 1:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import socketio
 
-from ..bus import EventBus
+from ..bus import RESYNC, EventBus
 from ..errors import HandoffError, InvalidPayload, MessageTooLong
 from ..models import Message
 from ..service import HandoffService
@@ -162,6 +162,11 @@ class VisitorSockets:
     async def _relay(self) -> None:
         async for event in self._subscription:
             try:
+                if event.type == RESYNC:
+                    # The bus may have lost events: re-send from the store to every connected visitor.
+                    for cid in {c for c in self._session_of.values()}:
+                        await self._replay(cid, self._emitted.get(cid, 0))
+                    continue
                 if event.type != "message_created":
                     continue
                 msg = Message.from_dict(event.data["message"])
