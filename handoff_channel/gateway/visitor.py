@@ -164,8 +164,9 @@ class VisitorSockets:
             try:
                 if event.type == RESYNC:
                     # The bus may have lost events: re-send from the store to every connected visitor.
-                    for cid in {c for c in self._session_of.values()}:
-                        await self._replay(cid, self._emitted.get(cid, 0))
+                    for cid in set(self._session_of.values()):
+                        conv = await self.store.get_conversation(cid)
+                        await self._replay(cid, conv.visitor_delivered_seq)
                     continue
                 if event.type != "message_created":
                     continue
