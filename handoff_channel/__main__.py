@@ -49,6 +49,19 @@ async def _create_agent(args: argparse.Namespace) -> int:
         await store.close()
 
 
+async def _migrate(args: argparse.Namespace) -> int:
+    store = create_store(args.db or Settings.from_env().db_url)
+    try:
+        await store.open()  # opening migrates
+        print("the store schema is up to date")
+        return 0
+    except HandoffError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handoff_channel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--password-stdin", action="store_true")
     agent.add_argument("--update", action="store_true", help="set a new password if the agent exists")
     agent.add_argument("--db", help="store URL (default: HANDOFF_DB_URL or the embedded SQLite file)")
+    migrate = sub.add_parser("migrate", help="bring the store's schema up to date (the gateway also does it at start)")
+    migrate.add_argument("--db", help="store URL (default: HANDOFF_DB_URL or the embedded SQLite file)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
@@ -75,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "create-agent":
         return asyncio.run(_create_agent(args))
+    if args.command == "migrate":
+        return asyncio.run(_migrate(args))
     return 2
 
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional
 import aiohttp
 
 from .errors import ConversationNotFound
-from .models import Handoff, Message, OutboxItem, OutboxKind, Role
+from .models import Handoff, Message, OutboxItem, OutboxKind, Role, now
 from .service import HandoffService
 from .settings import Settings
 from .store import ConversationStore
@@ -88,15 +88,35 @@ class RasaPipe:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._closing = False
+        self._sweeper: Optional[asyncio.Task[None]] = None
+        self.owner = settings.instance_id
+        self.lease_ttl_s = settings.rasa_timeout_s + 30
         self.rasa_up = True
         service.on_outbox = self.kick
 
     async def start(self) -> None:
         for conversation_id in await self.store.conversations_with_pending_outbox():
             self.kick(conversation_id)
+        if self.store.shared:
+            self._sweeper = asyncio.create_task(self._sweep(), name="rasa-pipe-sweep")
+
+    async def _sweep(self) -> None:
+        """With several gateways, an item may be queued by one instance while another drains that
+        conversation, or its drainer may die: every second, pick up outboxes nobody holds."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                for conversation_id in await self.store.conversations_with_pending_outbox(exclude_leased_at=now()):
+                    self.kick(conversation_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox sweep failed: %s", exc)
 
     async def close(self) -> None:
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for task in list(self._workers.values()):
             task.cancel()
         for task in list(self._workers.values()):
@@ -121,6 +141,7 @@ class RasaPipe:
             await asyncio.gather(*[t for t in self._workers.values() if not t.done()], return_exceptions=True)
 
     async def _drain(self, conversation_id: str) -> None:
+        leased = False
         try:
             while True:
                 self._again.discard(conversation_id)
@@ -129,6 +150,11 @@ class RasaPipe:
                     if conversation_id in self._again:
                         continue
                     return
+                if self.store.shared:
+                    # One drainer per conversation across instances, renewed before every item.
+                    leased = await self.store.acquire_lease(conversation_id, self.owner, self.lease_ttl_s)
+                    if not leased:
+                        return
                 await self._process(conversation_id, items)
         except asyncio.CancelledError:
             raise
@@ -136,6 +162,11 @@ class RasaPipe:
             # A bug must not kill the line for good: log it, and the next kick retries.
             log.exception("rasa pipe for %s failed", conversation_id)
         finally:
+            if leased:
+                try:
+                    await self.store.release_lease(conversation_id, self.owner)
+                except Exception as exc:  # it expires by itself
+                    log.warning("could not release the outbox lease of %s: %s", conversation_id, exc)
             if self._workers.get(conversation_id) is asyncio.current_task():
                 del self._workers[conversation_id]
 

@@ -20,6 +20,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# PostgreSQL, Redis and nginx on loopback for the production-mode tests (installed and started
+# when missing; a service that cannot be started fails the run).
+eval "$(scripts/services.sh)"
+
 printf '\n==> Running the tests (the first run trains a small model, ~1 min)\n'
 set +e
 .venv/bin/python -m pytest "$@"

@@ -124,6 +124,16 @@ outbox = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# Which gateway instance drains a conversation's outbox right now (several gateways share a store;
+# each conversation's Rasa calls must stay in order, so one drainer at a time).
+leases = sa.Table(
+    "handoff_outbox_leases",
+    schema,
+    sa.Column("conversation_id", sa.String(128), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
 agents = sa.Table(
     "handoff_agents",
     schema,
@@ -153,6 +163,9 @@ sessions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
 )
+
+
+_FEED_LOCK = 7242_0002
 
 
 def _dumps(value: Any) -> str:
@@ -255,6 +268,11 @@ class SqlConversationStore:
         self._engine: Optional[Engine] = None
         self._executor: Optional[ThreadPoolExecutor] = None
 
+    @property
+    def shared(self) -> bool:
+        """Whether several gateway processes may use this store at once (SQLite: one process)."""
+        return not self._sqlite
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
         if self._engine is not None:
@@ -282,7 +300,9 @@ class SqlConversationStore:
             workers = self._pool_size
         self._engine = engine
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-store")
-        await self._run(lambda: schema.create_all(engine))
+        from .migrate import upgrade
+
+        await self._run(lambda: upgrade(engine))
 
     async def close(self) -> None:
         if self._executor:
@@ -436,6 +456,11 @@ class SqlConversationStore:
     def _insert_event(
         self, c: Connection, conversation_id: str, type_: str, data: Mapping[str, Any], t: float
     ) -> Event:
+        if c.dialect.name == "postgresql":
+            # Feed ids must become visible in id order, or a reader resuming "after id N" could
+            # skip an id that commits late. One transaction at a time takes the next id and
+            # commits (SQLite has a single writer anyway).
+            c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK})
         ins = c.execute(
             feed.insert().values(conversation_id=conversation_id, type=type_, data=_dumps(dict(data)), created_at=t)
         )
@@ -626,11 +651,45 @@ class SqlConversationStore:
             ]
         return await self._tx(run)
 
-    async def conversations_with_pending_outbox(self) -> list[str]:
+    async def conversations_with_pending_outbox(self, exclude_leased_at: Optional[float] = None) -> list[str]:
+        """Conversations with outbox items, oldest first; with ``exclude_leased_at``, only those no
+        instance holds a live lease on at that time."""
         def run(c: Connection) -> list[str]:
             q = sa.select(outbox.c.conversation_id).group_by(outbox.c.conversation_id).order_by(sa.func.min(outbox.c.id))
+            if exclude_leased_at is not None:
+                live = sa.select(leases.c.conversation_id).where(leases.c.expires_at > exclude_leased_at)
+                q = q.where(outbox.c.conversation_id.not_in(live))
             return [r[0] for r in c.execute(q)]
         return await self._tx(run)
+
+    async def acquire_lease(self, conversation_id: str, owner: str, ttl_s: float) -> bool:
+        """Take (or renew) the right to drain a conversation's outbox. False if another owner
+        holds a live lease."""
+        def run(c: Connection) -> bool:
+            t = now()
+            row = c.execute(
+                sa.select(leases).where(leases.c.conversation_id == conversation_id).with_for_update()
+            ).first()
+            if row is None:
+                try:
+                    with c.begin_nested():
+                        c.execute(leases.insert().values(conversation_id=conversation_id, owner=owner, expires_at=t + ttl_s))
+                    return True
+                except IntegrityError:
+                    return False  # another instance inserted it first
+            if row.owner != owner and row.expires_at > t:
+                return False
+            c.execute(
+                leases.update().where(leases.c.conversation_id == conversation_id)
+                .values(owner=owner, expires_at=t + ttl_s)
+            )
+            return True
+        return await self._tx(run)
+
+    async def release_lease(self, conversation_id: str, owner: str) -> None:
+        def run(c: Connection) -> None:
+            c.execute(leases.delete().where(leases.c.conversation_id == conversation_id, leases.c.owner == owner))
+        await self._tx(run)
 
     async def finish_outbox(self, item_ids: Sequence[int]) -> None:
         if not item_ids:

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make bench`: measures the product against the floor and Rasa's stock socket.io channel on
+# loopback, prints a table, and writes docs/benchmarks.md with plots in docs/bench/.
+#   scripts/bench.sh           the full run (~15-20 min on 2 cores; the first run also trains the
+#                              production model, a few minutes more)
+#   scripts/bench.sh --quick   a smoke run (< 3 min once the fast model is trained): checks the
+#                              harness end to end; writes its report under .cache/bench/, not docs/
+# Everything it starts listens on 127.0.0.1, on free ports, and is stopped when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=""
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK="--quick" ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+scripts/setup.sh >/dev/null
+
+CACHE=.cache/bench
+BENCH_VENV=$CACHE/venv
+OVERLAY=$CACHE/sio59
+mkdir -p "$CACHE"
+
+# The client venv: python-socketio's asyncio client needs aiohttp >= 3.10 for the websocket
+# transport, which Rasa's pins forbid in .venv. py-spy samples the gateway for the profile.
+client_reqs='python-socketio==5.18.1 python-engineio==4.15.1 aiohttp>=3.10,<4 uvloop>=0.19 matplotlib>=3.8,<4 py-spy>=0.3.14'
+stamp="$BENCH_VENV/.requirements"
+if [ ! -x "$BENCH_VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$client_reqs" ]; then
+  step "Creating the benchmark client venv ($BENCH_VENV)"
+  PY=$(scripts/find_python.sh)
+  "$PY" -m venv "$BENCH_VENV"
+  # shellcheck disable=SC2086
+  "$BENCH_VENV/bin/pip" install --disable-pip-version-check --progress-bar off -q $client_reqs
+  echo "$client_reqs" > "$stamp"
+fi
+
+# Rasa's stock socket.io channel delivers replies only with python-socketio <= 5.9: overlay it on
+# the stock Rasa's PYTHONPATH (the project venv is left as it is).
+if [ ! -f "$OVERLAY/socketio/__init__.py" ]; then
+  step "Fetching python-socketio 5.9.0 for the stock-channel comparison ($OVERLAY)"
+  .venv/bin/pip install --disable-pip-version-check --progress-bar off -q --no-deps --target "$OVERLAY" \
+    python-socketio==5.9.0 python-engineio==4.7.1
+fi
+
+run_dir=$CACHE/last${QUICK:+-quick}
+rm -rf "$run_dir"
+mkdir -p "$run_dir"
+step "Running the benchmark${QUICK:+ (quick smoke run)}"
+.venv/bin/python -m bench.run $QUICK --client-python "$BENCH_VENV/bin/python" --overlay "$OVERLAY" \
+  --results "$run_dir/results.json"
+
+if [ -n "$QUICK" ]; then
+  "$BENCH_VENV/bin/python" bench/report.py "$run_dir/results.json" --md "$run_dir/benchmarks.md" --png-dir "$run_dir/bench"
+else
+  "$BENCH_VENV/bin/python" bench/report.py "$run_dir/results.json"
+fi

@@ -1,0 +1,163 @@
+"""One contract for every store adapter: the embedded SQLite file and PostgreSQL.
+
+PostgreSQL comes from HANDOFF_TEST_PG_URL (scripts/services.sh starts it and prints the URL); each
+test gets a database of its own. Without the URL these tests fail: production mode is part of the
+product, so a missing service is an error, never a skip."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from handoff_channel.errors import AlreadyAssigned, BackendUnavailable, InvalidTransition
+from handoff_channel.models import Handoff, Move, OutboxKind, Role, Status
+from handoff_channel.store import SqlConversationStore
+from handoff_channel.store.migrate import VERSION_TABLE, current_revision, head_revision
+from handoff_channel.store.sql import schema
+
+
+def _pg_admin_url() -> str:
+    url = os.environ.get("HANDOFF_TEST_PG_URL")
+    if not url:
+        pytest.fail("HANDOFF_TEST_PG_URL is not set: run `eval \"$(scripts/services.sh)\"` (make test does).")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlConversationStore]:
+    drop = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        admin = _pg_admin_url()
+        name = "handoff_t_" + uuid.uuid4().hex[:12]
+        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", future=True)
+        with engine.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = admin.rsplit("/", 1)[0] + "/" + name
+
+        def drop() -> None:
+            with engine.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            engine.dispose()
+    s = SqlConversationStore(url)
+    await s.open()
+    yield s
+    await s.close()
+    if drop:
+        drop()
+
+
+async def queued(store: SqlConversationStore, cid: str) -> None:
+    await store.get_or_create_conversation(cid)
+    await store.transition(cid, Move.HANDOFF_REQUESTED, "bot", handoff=Handoff(reason="explicit_request"))
+
+
+async def test_migrations_build_exactly_the_schema_the_code_uses(store: SqlConversationStore) -> None:
+    engine = store._engine
+    assert engine is not None
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}), schema)
+    assert diff == []
+
+
+async def test_opening_twice_is_harmless(store: SqlConversationStore) -> None:
+    again = SqlConversationStore(store.url)
+    await again.open()
+    assert (await again.get_or_create_conversation("c-1")).status is Status.BOT
+    await again.close()
+
+
+async def test_concurrent_first_messages_create_one_conversation_with_gapless_seqs(store: SqlConversationStore) -> None:
+    await asyncio.gather(*(store.get_or_create_conversation("c-1") for _ in range(10)))
+    results = await asyncio.gather(*(store.add_message("c-1", Role.VISITOR, f"m{i}") for i in range(20)))
+    seqs = sorted(m.seq for m, _ in results)
+    assert seqs == list(range(1, 21))
+    assert [m.seq for m in await store.messages("c-1")] == list(range(1, 21))
+
+
+async def test_a_client_id_is_stored_once_even_when_retried_concurrently(store: SqlConversationStore) -> None:
+    await store.get_or_create_conversation("c-1")
+    results = await asyncio.gather(*(store.add_message("c-1", Role.VISITOR, "hi", client_id="m-1") for _ in range(8)))
+    assert len({m.id for m, _ in results}) == 1
+    assert sum(1 for _, ev in results if ev is not None) == 1
+    assert len(await store.messages("c-1")) == 1
+
+
+async def test_exactly_one_concurrent_claim_wins(store: SqlConversationStore) -> None:
+    await queued(store, "c-1")
+    results = await asyncio.gather(
+        *(store.transition("c-1", Move.CLAIMED, f"agent{i}") for i in range(30)), return_exceptions=True
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert all(isinstance(r, AlreadyAssigned) for r in results if isinstance(r, BaseException))
+    with pytest.raises(InvalidTransition):
+        await store.transition("c-1", Move.HANDOFF_REQUESTED, "bot", handoff=Handoff(reason="x"))
+
+
+async def test_feed_ids_are_strictly_increasing_and_replayable_under_concurrent_writers(store: SqlConversationStore) -> None:
+    for i in range(5):
+        await store.get_or_create_conversation(f"c-{i}")
+    start = await store.last_event_id()
+    results = await asyncio.gather(*(store.add_message(f"c-{i % 5}", Role.VISITOR, f"m{i}") for i in range(40)))
+    ids = sorted(ev.id for _, ev in results if ev is not None)
+    replay = await store.events_after(start)
+    assert [e.id for e in replay] == ids and len(ids) == 40
+    assert [e.id for e in await store.events_after(ids[19])] == ids[20:]
+
+
+async def test_the_outbox_keeps_order_and_forgets_finished_items(store: SqlConversationStore) -> None:
+    await store.get_or_create_conversation("c-1")
+    for i in range(3):
+        await store.add_message("c-1", Role.VISITOR, f"m{i}", route=lambda _c: OutboxKind.TURN)
+    items = await store.pending_outbox("c-1")
+    assert [i.kind for i in items] == [OutboxKind.TURN] * 3
+    assert [i.payload["message_id"] for i in items] == sorted(i.payload["message_id"] for i in items)
+    await store.finish_outbox([items[0].id])
+    assert [i.id for i in await store.pending_outbox("c-1")] == [i.id for i in items[1:]]
+    assert await store.conversations_with_pending_outbox() == ["c-1"]
+
+
+async def test_an_outbox_lease_is_exclusive_until_it_expires(store: SqlConversationStore) -> None:
+    await store.get_or_create_conversation("c-1")
+    await store.add_message("c-1", Role.VISITOR, "m", route=lambda _c: OutboxKind.TURN)
+    got = await asyncio.gather(*(store.acquire_lease("c-1", f"gw{i}", 30) for i in range(6)))
+    assert got.count(True) == 1
+    owner = f"gw{got.index(True)}"
+    assert await store.acquire_lease("c-1", owner, 30)  # renewal
+    import time
+    assert await store.conversations_with_pending_outbox(exclude_leased_at=time.time()) == []
+    await store.release_lease("c-1", owner)
+    assert await store.acquire_lease("c-1", "gw-other", 0.01)
+    await asyncio.sleep(0.05)
+    assert await store.acquire_lease("c-1", owner, 30)  # the other one's lease expired
+
+
+async def test_agents_sessions_and_canned_responses(store: SqlConversationStore) -> None:
+    await store.create_agent("sarah", "Sarah", "hash")
+    found = await store.agent_credentials("sarah")
+    assert found is not None and found[1] == "hash"
+    await store.create_session("tok", "sarah", expires_at=2e9)
+    assert (await store.session_agent("tok", now_=1e9)) is not None
+    assert (await store.session_agent("tok", now_=3e9)) is None
+    item = await store.add_canned_response("refund", "Your refund is on its way.", "sarah")
+    assert [c.shortcut for c in await store.canned_responses()] == ["refund"]
+    await store.delete_canned_response(item.id)
+    assert await store.canned_responses() == []
+
+
+async def test_an_unreachable_database_is_a_clear_backend_unavailable() -> None:
+    s = SqlConversationStore("postgresql://nobody:x@127.0.0.1:9/none")
+    with pytest.raises(BackendUnavailable):
+        await s.open()
+    await s.close()
