@@ -97,12 +97,12 @@ class RasaPipe:
     async def start(self) -> None:
         for conversation_id in await self.store.conversations_with_pending_outbox():
             self.kick(conversation_id)
-        if self.store.shared:
-            self._sweeper = asyncio.create_task(self._sweep(), name="rasa-pipe-sweep")
+        self._sweeper = asyncio.create_task(self._sweep(), name="rasa-pipe-sweep")
 
     async def _sweep(self) -> None:
-        """With several gateways, an item may be queued by one instance while another drains that
-        conversation, or its drainer may die: every second, pick up outboxes nobody holds."""
+        """Every second, pick up outboxes nobody drains: with several gateways an item may be
+        queued by one instance while another drains that conversation, a drainer may die, and
+        after a store outage the items queued before it wait for a kick."""
         while True:
             await asyncio.sleep(1.0)
             try:

@@ -62,14 +62,15 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
     store = create_store(settings.db_url)
     bus = create_bus(settings.bus_url)
     service = HandoffService(store, bus, settings)
-    pipe = RasaPipe(store, service, RasaClient(settings), settings)
+    rasa = RasaClient(settings)
+    pipe = RasaPipe(store, service, rasa, settings)
     origins: Any = "*" if "*" in settings.allowed_origins else list(settings.allowed_origins)
     sio = socketio.AsyncServer(
         async_mode="sanic", cors_allowed_origins=origins, max_http_buffer_size=settings.max_body_bytes,
         ping_interval=20, ping_timeout=20,
     )
     sio.attach(app, socketio_path="socket.io")
-    visitors = VisitorSockets(sio, service, store, bus)
+    visitors = VisitorSockets(sio, service, store, bus, rasa)
     api = InboxApi(service, store, bus, settings)
     app.blueprint(api.blueprint())
     app.ctx.settings = settings

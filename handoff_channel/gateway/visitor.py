@@ -15,11 +15,13 @@ from typing import Any, Optional
 import socketio
 
 from ..bus import RESYNC, EventBus
-from ..errors import HandoffError, InvalidPayload, MessageTooLong
+from ..errors import BackendUnavailable, HandoffError, InvalidPayload, MessageTooLong
 from ..models import Message
+from ..rasa_pipe import RasaClient
 from ..service import HandoffService
 from ..store import ConversationStore
 from ..webchat import to_widget
+from .outage import StoreOutage
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,8 @@ BOT_EVENT = "bot_uttered"
 
 class VisitorSockets:
     def __init__(
-        self, sio: socketio.AsyncServer, service: HandoffService, store: ConversationStore, bus: EventBus
+        self, sio: socketio.AsyncServer, service: HandoffService, store: ConversationStore, bus: EventBus,
+        rasa: RasaClient,
     ) -> None:
         self.sio = sio
         self.service = service
@@ -41,6 +44,7 @@ class VisitorSockets:
         self._missed_during_replay: set[str] = set()
         self._dirty: set[str] = set()  # delivered seqs not yet persisted
         self._tasks: list[asyncio.Task[None]] = []
+        self.outage = StoreOutage(service, store, rasa, self._emit_now, self._mark_emitted)
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("session_request", self.on_session_request)
@@ -52,8 +56,10 @@ class VisitorSockets:
             asyncio.create_task(self._relay(), name="visitor-relay"),
             asyncio.create_task(self._flush_delivered(), name="visitor-delivered"),
         ]
+        await self.outage.start()
 
     async def close(self) -> None:
+        await self.outage.close()
         await self._subscription.close()
         for t in self._tasks:
             t.cancel()
@@ -123,6 +129,9 @@ class VisitorSockets:
                 room=sid,
             )
             return {"ok": False, **exc.as_dict()}
+        except BackendUnavailable:
+            # The store is down: keep bot-owned visitors answered, journal everything.
+            return await self.outage.visitor_turn(session_id, text, metadata)
         except HandoffError as exc:
             if exc.status >= 500:
                 await self.sio.emit(
@@ -134,6 +143,12 @@ class VisitorSockets:
         return {"ok": True, "id": msg.id, "seq": msg.seq}
 
     # -- delivery ---------------------------------------------------------------------------------
+    async def _emit_now(self, conversation_id: str, payload: dict[str, Any]) -> None:
+        await self.sio.emit(BOT_EVENT, payload, room=conversation_id)
+
+    def _mark_emitted(self, conversation_id: str, seq: int) -> None:
+        self._emitted[conversation_id] = max(seq, self._emitted.get(conversation_id, 0))
+
     async def _emit(self, msg: Message) -> None:
         payload = to_widget(msg)
         if payload is None or msg.seq <= self._emitted.get(msg.conversation_id, 0):
@@ -168,6 +183,9 @@ class VisitorSockets:
                         conv = await self.store.get_conversation(cid)
                         await self._replay(cid, conv.visitor_delivered_seq)
                     continue
+                conv = event.data.get("conversation")
+                if isinstance(conv, dict) and conv.get("status"):
+                    self.outage.note_status(event.conversation_id, conv["status"])
                 if event.type != "message_created":
                     continue
                 msg = Message.from_dict(event.data["message"])
