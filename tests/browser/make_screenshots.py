@@ -100,30 +100,32 @@ async def run(base: str, password: str, tom_password: str) -> None:
         await visitor.say("It says delivered but nothing arrived. I want to talk to a human")
         await visitor.expect_response("Connecting you to a person")
 
-        lena = await find(sarah, "Lena Fischer")
+        await find(sarah, "Lena Fischer")
         await expect(inbox.row("Lena Fischer")).to_be_visible(timeout=10_000)
         await inbox.open("Lena Fischer")
         await inbox.claim()
         await inbox.reply("Hi Lena, Sarah here. I'm sorry the parcel hasn't turned up. Let me check with the courier.")
         await visitor.expect_response("Let me check with the courier")
+        # (c) the widget mid-handoff: the bot's hand-over, the agent joining, the first reply
+        await visitor.page.wait_for_timeout(400)
+        await visitor.page.screenshot(path=str(OUT / "widget-handoff.png"))
         await visitor.say("Thank you! I was home all day yesterday.")
         await inbox.note("Courier says left with neighbour at no. 14. Ask Lena to check before we reship.")
         await inbox.reply("The courier says it was left with your neighbour at number 14. Could you check with them?")
         await visitor.expect_response("neighbour at number 14")
-        await visitor.page.wait_for_timeout(400)
-        await visitor.page.screenshot(path=str(OUT / "widget-handoff.png"))
 
         # (b) the open conversation with its summary panel
         await expect(inbox.message("visitor", "I was home all day")).to_be_visible()
         await inbox.page.locator(".composer-input").click()
         await inbox.page.locator(".composer-input").fill("Let me know what they say, and if")
-        await inbox.page.wait_for_timeout(400)
+        await expect(inbox.page.locator(".toast")).to_be_hidden(timeout=10_000)
         await inbox.page.screenshot(path=str(OUT / "inbox-conversation.png"))
 
         # (a) the queue: everything open, one waiting conversation selected
         await inbox.tab("open")
         await inbox.open("Emma Larsen")
         await inbox.page.locator(".transcript").focus()
+        await expect(inbox.page.locator(".toast")).to_be_hidden(timeout=10_000)
         await inbox.page.wait_for_timeout(1500)  # let the wait clocks tick
         await inbox.page.screenshot(path=str(OUT / "inbox-queue.png"))
 
@@ -133,7 +135,6 @@ async def run(base: str, password: str, tom_password: str) -> None:
         narrow = Path(tempfile.gettempdir()) / "inbox-1024.png"
         await inbox.page.screenshot(path=str(narrow))
         print(f"narrow layout: {narrow}")
-        del lena
         await browser.close()
     await sarah.close()
     await tom.close()

@@ -19,10 +19,16 @@ export function createTranscript() {
   let shownId = null;
   let lastCount = 0;
 
+  let atEnd = true; // was the agent reading the newest messages before the last change?
   jump.addEventListener("click", () => scrollToEnd(true));
   el.addEventListener("scroll", () => {
-    if (nearEnd()) jump.hidden = true;
+    atEnd = nearEnd();
+    if (atEnd) jump.hidden = true;
   });
+  // The composer grows and shrinks (banner, multi-line drafts): keep the newest message in view.
+  new ResizeObserver(() => {
+    if (atEnd) el.scrollTop = el.scrollHeight;
+  }).observe(el);
 
   function nearEnd() {
     return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
@@ -30,6 +36,7 @@ export function createTranscript() {
 
   function scrollToEnd(smooth = false) {
     el.scrollTo({ top: el.scrollHeight, behavior: smooth ? "smooth" : "auto" });
+    atEnd = true;
     jump.hidden = true;
   }
 
