@@ -211,7 +211,7 @@ async def test_claiming_a_conversation_someone_else_took_says_who_has_it(new_pag
         await leave(visitor)
 
 
-async def test_keyboard_only_claim_reply_and_saved_reply(new_page, base_url):
+async def test_keyboard_only_claim_reply_saved_reply_and_resolve(new_page, base_url):
     page = await new_page()
     agent = InboxPage(page, base_url)
     await agent.login("sarah", PASSWORD)
@@ -251,5 +251,17 @@ async def test_keyboard_only_claim_reply_and_saved_reply(new_page, base_url):
         await expect(page.locator("dialog.shortcuts")).to_be_visible()
         await page.keyboard.press("Escape")
         await expect(page.locator("dialog.shortcuts")).to_have_count(0)
+
+        # Resolve asks first; what is typed lands in its note; Ctrl+Enter confirms.
+        await page.keyboard.press("e")
+        await expect(page.locator("dialog[open]")).to_contain_text("Resolve the conversation")
+        await page.keyboard.type("Answered with the welcome reply")
+        await page.keyboard.press("Control+Enter")
+        await expect(page.locator("dialog[open]")).to_have_count(0, timeout=TIMEOUT)
+        await expect(page.locator(".conv-head .chip-resolved")).to_be_visible(timeout=TIMEOUT)
+        await page.keyboard.press("4")
+        await expect(agent.row(name)).to_be_visible(timeout=TIMEOUT)
+        await expect(page.locator(".timeline")).to_contain_text("resolved it")
+        await expect(page.locator(".timeline")).to_contain_text("Answered with the welcome reply")
     finally:
         await leave(visitor)

@@ -157,14 +157,14 @@ export async function handBack(id, { outcome, note, facts }) {
   flash("Handed back to the bot.", "success", 3000);
 }
 
-export async function resolve(id = state.selectedId) {
-  const row = state.conversations.get(id);
-  if (!row || !(row.status === "queued" || row.status === "assigned")) return;
+/** Resolve; returns null, or what went wrong in words. */
+export async function resolve(id, note = "") {
   try {
-    setDetail(await api.resolve(id));
+    setDetail(await api.resolve(id, note || undefined));
     flash("Resolved. The bot looks after the visitor again.", "success", 3000);
+    return null;
   } catch (err) {
-    flash(explain(err), "error");
+    return explain(err);
   }
 }
 

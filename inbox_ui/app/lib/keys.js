@@ -2,8 +2,8 @@
 // Alt+Up/Down moves between conversations from anywhere, even while typing.
 
 import { state, TABS } from "./store.js";
-import { step, switchView, claim, resolve } from "./actions.js";
-import { openHandback, openShortcuts } from "../views/dialogs.js";
+import { step, switchView, claim } from "./actions.js";
+import { openHandback, openResolve, openShortcuts } from "../views/dialogs.js";
 import { toggleDetails } from "../views/conversation.js";
 
 function typing(target) {
@@ -48,7 +48,7 @@ export function installShortcuts({ composer }) {
           if (row && (row.status === "queued" || row.status === "assigned")) openHandback(row.id);
           break;
         case "e":
-          if (row) resolve(row.id);
+          if (row && (row.status === "queued" || row.status === "assigned")) openResolve(row.id);
           break;
         case "i":
           toggleDetails();

@@ -199,13 +199,13 @@ export function addPending(p, save = true) {
   list.push(p);
   state.pending.set(p.conversationId, list);
   if (save) savePending();
-  changed("transcript");
+  changed("transcript", "list");
 }
 
 export function updatePending(p, patch) {
   Object.assign(p, patch);
   savePending();
-  changed("transcript");
+  changed("transcript", "list");
 }
 
 export function removePending(p) {
@@ -213,7 +213,7 @@ export function removePending(p) {
   if (list.length) state.pending.set(p.conversationId, list);
   else state.pending.delete(p.conversationId);
   savePending();
-  changed("transcript");
+  changed("transcript", "list");
 }
 
 export function pendingOf(id) {

@@ -3,11 +3,11 @@
 
 import { h, mount, icon } from "../lib/dom.js";
 import { state } from "../lib/store.js";
-import { claim, resolve } from "../lib/actions.js";
+import { claim } from "../lib/actions.js";
 import { initials, hueOf, reasonLabel, duration, nowSec } from "../lib/format.js";
 import { createTranscript } from "./transcript.js";
 import { createComposer } from "./composer.js";
-import { openHandback, openSaveCanned, SHORTCUTS } from "./dialogs.js";
+import { openHandback, openResolve, openSaveCanned, SHORTCUTS } from "./dialogs.js";
 
 /** On narrow screens the details panel is a drawer; this opens and closes it. */
 export function toggleDetails() {
@@ -80,7 +80,7 @@ export function createConversation() {
           ? h("button", { class: "btn", type: "button", title: "Hand back to the bot (H)", dataset: { action: "handback" }, on: { click: () => openHandback(row.id) } }, icon("back"), h("span", { class: "label" }, "Hand back"))
           : null,
         p.canClose
-          ? h("button", { class: "btn", type: "button", title: "Resolve (E)", dataset: { action: "resolve" }, on: { click: () => resolve(row.id) } }, icon("check"), h("span", { class: "label" }, "Resolve"))
+          ? h("button", { class: "btn", type: "button", title: "Resolve (E)", dataset: { action: "resolve" }, on: { click: () => openResolve(row.id) } }, icon("check"), h("span", { class: "label" }, "Resolve"))
           : null,
         h("button", {
           class: "btn details-toggle", type: "button", title: "Summary and details (I)",

@@ -4,7 +4,7 @@
 import { h, mount } from "../lib/dom.js";
 import { state, flash } from "../lib/store.js";
 import { api } from "../lib/api.js";
-import { handBack, explain } from "../lib/actions.js";
+import { handBack, resolve, explain } from "../lib/actions.js";
 
 function dialog(title, ...body) {
   const el = h("dialog", { class: "dialog", attrs: { "aria-label": title } });
@@ -13,6 +13,16 @@ function dialog(title, ...body) {
   el.addEventListener("close", () => el.remove());
   el.addEventListener("click", (e) => {
     if (e.target === el) el.close(); // a click on the backdrop
+  });
+  // Ctrl/Cmd+Enter confirms from anywhere in the dialog; a plain Enter in a text box is a new line.
+  el.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      const form = el.querySelector("form");
+      if (form) {
+        e.preventDefault();
+        form.requestSubmit();
+      }
+    }
   });
   el.showModal();
   return el;
@@ -59,6 +69,7 @@ export function openHandback(id) {
       h("button", { class: "link", type: "button", on: { click: () => addFact().focus() } }, "+ Add a fact")),
     error,
     h("div", { class: "dialog-actions" },
+      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
       h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
       submit),
   );
@@ -83,7 +94,40 @@ export function openHandback(id) {
       submit.disabled = false;
     }
   });
-  form.querySelector("input[name=outcome]").focus();
+  // The focus lands in the note: keys typed by accident go there, never into a submit.
+  note.focus();
+}
+
+/** Resolve, with an optional note. Irreversible for the agent, so it asks first. */
+export function openResolve(id) {
+  const note = h("textarea", { rows: 3, name: "note", placeholder: "Optional: how it was solved, for the record", attrs: { "aria-label": "Note" } });
+  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+  const submit = h("button", { class: "btn btn-primary", type: "submit" }, "Resolve");
+  const form = h(
+    "form",
+    { class: "form" },
+    h("label", { class: "field" }, h("span", null, "Note"), note),
+    error,
+    h("div", { class: "dialog-actions" },
+      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
+      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
+      submit),
+  );
+  const dlg = dialog("Resolve the conversation",
+    h("p", { class: "muted" }, "It moves to Resolved and the bot looks after the visitor again. A new request for a person opens it again."), form);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    error.textContent = "";
+    const problem = await resolve(id, note.value.trim());
+    if (problem) {
+      error.textContent = problem;
+      submit.disabled = false;
+    } else {
+      dlg.close();
+    }
+  });
+  note.focus();
 }
 
 /** Save a reply to insert later by typing /shortcut. */
@@ -130,6 +174,7 @@ export const SHORTCUTS = [
   ["h", "Hand back to the bot"],
   ["e", "Resolve"],
   ["i", "Show or hide the details (narrow screens)"],
+  ["Ctrl + Enter", "Confirm a dialog (hand back, resolve)"],
   ["Esc", "Leave the reply box · close a dialog"],
   ["?", "This list"],
 ];

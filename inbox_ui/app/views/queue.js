@@ -3,7 +3,7 @@
 // every second by updating only their text.
 
 import { h, mount } from "../lib/dom.js";
-import { state, TABS, rowsOf, counts, unreadOf, hasDraft } from "../lib/store.js";
+import { state, TABS, rowsOf, counts, unreadOf, hasDraft, pendingOf } from "../lib/store.js";
 import { switchView, openConversation } from "../lib/actions.js";
 import { duration, ago, reasonLabel, priorityInfo, initials, hueOf, nowSec, fullTime } from "../lib/format.js";
 
@@ -41,7 +41,7 @@ export function createQueue() {
           },
           h("span", { class: "tab-label" }, t.label),
           t.short ? h("span", { class: "tab-label-short" }, t.short) : null,
-          n > 0 && t.view !== "resolved" ? h("span", { class: ["count", t.view === "unassigned" && "count-hot"] }, String(n)) : null,
+          n > 0 && t.view !== "resolved" ? h("span", { class: ["count", t.view === "unassigned" && "count-hot"] }, n > 99 ? "99+" : String(n)) : null,
         );
       }),
     );
@@ -97,6 +97,7 @@ export function createQueue() {
         row.status === "assigned" && state.view !== "mine"
           ? h("span", { class: ["badge badge-assignee", !mineOther && "is-me"] }, mineOther ? row.assignee_name || row.assignee : "You")
           : null,
+        pendingOf(row.id).some((p) => p.status === "failed") ? h("span", { class: "failed-flag" }, "Not sent") : null,
         hasDraft(row.id) && !selected ? h("span", { class: "draft-flag" }, "Draft") : null,
         h("span", { class: "spacer" }),
         unread > 0 ? h("span", { class: "unread", title: `${unread} new message${unread > 1 ? "s" : ""}` }, String(unread)) : null,
