@@ -251,10 +251,13 @@ function matchPending(msg) {
 
 function onNewMessage(msg, row) {
   const watching = state.selectedId === msg.conversation_id && document.visibilityState === "visible";
-  if (watching) markSeen(msg.conversation_id);
+  // What I said myself (a reply, a note, "Sarah joined the chat") is never unread for me.
+  const mine = msg.author && state.me && msg.author === state.me.username;
+  const caughtUp = row && state.seen[row.id] === (row.message_count || 0) - 1;
+  if (watching || (mine && caughtUp)) markSeen(msg.conversation_id);
   if (msg.role !== "visitor" || !row) return;
-  const mine = row.status === "assigned" && row.assignee === state.me.username;
-  if (mine && !(watching && document.hasFocus())) {
+  const assignedToMe = row.status === "assigned" && row.assignee === state.me.username;
+  if (assignedToMe && !(watching && document.hasFocus())) {
     chime("message");
     desktopNotify(`${row.visitor_label}`, msg.text.slice(0, 140), `msg-${row.id}`, () => openConversation(row.id));
   }
