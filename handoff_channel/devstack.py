@@ -72,6 +72,7 @@ class Stack:
     db_url: str = ""
     bus_url: str = "memory://"
     tracker_db: Optional[Path] = None
+    endpoints: str = "endpoints.yml"  # relative to bot/, or absolute
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -128,7 +129,7 @@ class Stack:
     def start_rasa(self, name: str = "rasa") -> None:
         self._spawn(name, [str(VENV_BIN / "rasa"), "run", "-i", "127.0.0.1", "-p", str(self.rasa_port),
                            "-m", str(self.model), "--credentials", "credentials.yml",
-                           "--endpoints", "endpoints.yml"], BOT_DIR)
+                           "--endpoints", self.endpoints], BOT_DIR)
 
     def start_gateway(self, name: str = "gateway") -> None:
         self._spawn(name, [sys.executable, "-m", "handoff_channel", "serve"], REPO_ROOT)

@@ -177,6 +177,12 @@ class RedisEventBus:
     async def close(self) -> None:
         """Flush what is queued for Redis (briefly), stop the background tasks, disconnect, and end
         every local subscription."""
+        import sys
+        async def dump():
+            await asyncio.sleep(2)
+            for t in asyncio.all_tasks():
+                t.print_stack(file=sys.stderr)
+        dumper = asyncio.create_task(dump())
         if self._outbox is not None and not self._outbox.empty() and self._listening:
             try:
                 await asyncio.wait_for(self._outbox.join(), self._close_flush)

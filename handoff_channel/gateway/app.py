@@ -104,7 +104,11 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
         except HandoffError:
             db = "unavailable"
         status = 200 if db == "ok" else 503
-        return response.json({"status": "ok" if status == 200 else "degraded", "store": db, "rasa_up": pipe.rasa_up}, status=status)
+        return response.json(
+            {"status": "ok" if status == 200 else "degraded", "store": db, "rasa_up": pipe.rasa_up,
+             "instance": settings.instance_id, "visitor_sockets": visitors.connected},
+            status=status,
+        )
 
     @app.route("/", methods=["GET"])
     async def visitor_page(request: Request) -> HTTPResponse:

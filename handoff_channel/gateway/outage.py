@@ -37,6 +37,7 @@ class _Entry:
     meta: Optional[dict[str, Any]] = None
     metadata: Optional[dict[str, Any]] = None
     answered: bool = False  # the bot already answered this visitor turn during the outage
+    pending: bool = False  # its bot turn is still running: the flush must wait for it
     handoff: Optional[Handoff] = None
 
 
@@ -57,6 +58,7 @@ class StoreOutage:
         self.status: dict[str, Status] = {}
         self.journal: list[_Entry] = []
         self._task: Optional[asyncio.Task[None]] = None
+        self._chains: dict[str, asyncio.Task[None]] = {}  # per conversation: bot turns in order
 
     def note_status(self, conversation_id: str, status: str) -> None:
         if len(self.status) > 200_000:  # bounded: forget the oldest half
@@ -68,6 +70,8 @@ class StoreOutage:
         self._task = asyncio.create_task(self._flush_loop(), name="store-outage-flush")
 
     async def close(self) -> None:
+        for chain in list(self._chains.values()):
+            chain.cancel()
         if self._task:
             self._task.cancel()
             try:
@@ -85,8 +89,30 @@ class StoreOutage:
         status = self.status.get(conversation_id, Status.BOT)
         entry = _Entry(conversation_id, "visitor", text=text, metadata=dict(metadata or {}))
         self.journal.append(entry)
-        if status.human_owned:
-            return {"ok": True, "journalled": True}
+        if not status.human_owned:
+            # Acknowledge now (the turn is journalled); the bot answers in the background, one
+            # turn after the other per conversation.
+            entry.pending = True
+            previous = self._chains.get(conversation_id)
+            self._chains[conversation_id] = asyncio.create_task(self._answer(previous, entry, metadata))
+        return {"ok": True, "journalled": True}
+
+    async def _answer(
+        self, previous: Optional[asyncio.Task[None]], entry: _Entry, metadata: Optional[Mapping[str, Any]]
+    ) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        try:
+            await self._bot_turn(entry, metadata)
+        except Exception:
+            log.exception("bot turn during the store outage failed for %s", entry.conversation_id)
+        finally:
+            entry.pending = False
+            if self._chains.get(entry.conversation_id) is asyncio.current_task():
+                del self._chains[entry.conversation_id]
+
+    async def _bot_turn(self, entry: _Entry, metadata: Optional[Mapping[str, Any]]) -> None:
+        conversation_id, text = entry.conversation_id, entry.text
         try:
             result = await self.client.turn(
                 {"conversation_id": conversation_id, "message_id": entry.client_id, "text": text,
@@ -94,7 +120,7 @@ class StoreOutage:
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, RasaRejected) as exc:
             log.warning("store and Rasa both unavailable for %s: %s; the turn waits", conversation_id, exc)
-            return {"ok": True, "journalled": True}
+            return
         entry.answered = True
         parse = result.get("parse")
         if isinstance(parse, Mapping):
@@ -114,7 +140,6 @@ class StoreOutage:
                 evidence=handoff.get("evidence") or {}, summary=handoff.get("summary") or {},
             )))
             self.status[conversation_id] = Status.QUEUED
-        return {"ok": True, "journalled": True}
 
     async def _flush_loop(self) -> None:
         delay = 0.5
@@ -125,7 +150,8 @@ class StoreOutage:
                 continue
             try:
                 await self.flush()
-                log.info("store is back: the outage journal was written")
+                if not self.journal:
+                    log.info("store is back: the outage journal was written")
                 delay = 0.5
             except asyncio.CancelledError:
                 raise
@@ -140,6 +166,8 @@ class StoreOutage:
         fails half-way simply resumes."""
         while self.journal:
             entry = self.journal[0]
+            if entry.pending:
+                return  # its answer is still coming; the next flush goes on from here
             cid = entry.conversation_id
             if entry.kind == "visitor":
                 await self.store.get_or_create_conversation(cid, entry.metadata or {})

@@ -70,6 +70,11 @@ class VisitorSockets:
                 pass
         await self._persist_delivered()
 
+    @property
+    def connected(self) -> int:
+        """Visitor sockets bound to a session on this instance."""
+        return len(self._session_of)
+
     # -- socket.io handlers ----------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: Any, auth: Any = None) -> None:
         return None

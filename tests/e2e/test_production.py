@@ -1,0 +1,379 @@
+"""Production mode, natively: two gateways behind a real nginx, two `rasa run` instances sharing a
+PostgreSQL tracker store and a Redis lock store, the handoff store on PostgreSQL and the bus on
+Redis; then the faults (kill -9 of a gateway, Redis restart, PostgreSQL down, Rasa restart).
+
+PostgreSQL and Redis come from HANDOFF_TEST_PG_URL / HANDOFF_TEST_REDIS_URL (scripts/services.sh
+starts them). The fault tests stop and restart those servers, so this module runs them itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from handoff_channel import auth
+from handoff_channel.devstack import Stack
+from handoff_channel.store import SqlConversationStore
+
+from ..conftest import PASSWORD
+from ..support import AgentClient, Visitor, free_port
+
+pytestmark = pytest.mark.e2e
+
+NGINX_CONF = """
+worker_processes 1;
+error_log {prefix}/error.log warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi; uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  upstream gateways {{
+    # Sticky by client address: socket.io long-polling must keep hitting the instance that holds
+    # its session. (ip_hash would use only 3 octets and put every loopback client on one instance.)
+    hash $remote_addr consistent;
+    server 127.0.0.1:{gw1} max_fails=1 fail_timeout=3s;
+    server 127.0.0.1:{gw2} max_fails=1 fail_timeout=3s;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://gateways;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_buffering off;
+      proxy_read_timeout 3600s;
+      proxy_connect_timeout 2s;
+      proxy_next_upstream error timeout http_502;
+    }}
+  }}
+}}
+"""
+
+
+@dataclass
+class Prod:
+    a: Stack
+    b: Stack
+    lb_url: str
+    db_url: str
+    redis_url: str
+    nginx: subprocess.Popen[bytes]
+
+    def gateway_urls(self) -> list[str]:
+        return [self.a.gateway_url, self.b.gateway_url]
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run `eval \"$(scripts/services.sh)\"` (make test does).")
+    return value
+
+
+def _health(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+        return json.loads(r.read())
+
+
+def _wait_port(port: int, timeout: float = 10) -> None:
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def _redis_cmd(*args: str) -> subprocess.CompletedProcess[str]:
+    parts = urlsplit(_env("HANDOFF_TEST_REDIS_URL"))
+    return subprocess.run(["redis-cli", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379), *args],
+                          capture_output=True, text=True)
+
+
+def _start_redis() -> None:
+    parts = urlsplit(_env("HANDOFF_TEST_REDIS_URL"))
+    subprocess.run(["redis-server", "--bind", parts.hostname or "127.0.0.1", "--port", str(parts.port or 6379),
+                    "--save", "", "--appendonly", "no", "--daemonize", "yes"], check=True, capture_output=True)
+    deadline = time.time() + 10
+    while _redis_cmd("ping").stdout.strip() != "PONG":
+        assert time.time() < deadline, "redis did not come back"
+        time.sleep(0.05)
+
+
+def _pg_cluster() -> list[str]:
+    if shutil.which("pg_lsclusters") is None:
+        pytest.fail("the PostgreSQL fault test needs Debian's pg_ctlcluster (scripts/services.sh installs it)")
+    first = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout.split()
+    return first[:2]
+
+
+@pytest.fixture(scope="module")
+def prod(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod]:
+    admin = _env("HANDOFF_TEST_PG_URL")
+    redis_url = _env("HANDOFF_TEST_REDIS_URL")
+    tag = uuid.uuid4().hex[:10]
+    handoff_db, rasa_db = f"handoff_prod_{tag}", f"rasa_prod_{tag}"
+    admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", future=True, pool_pre_ping=True)
+    with admin_engine.connect() as c:
+        for name in (handoff_db, rasa_db):
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    pg = urlsplit(admin)
+    db_url = f"{admin.rsplit('/', 1)[0]}/{handoff_db}"
+    rd = urlsplit(redis_url)
+    root = tmp_path_factory.mktemp("prod")
+    endpoints = root / "endpoints.yml"
+    endpoints.write_text(
+        "action_endpoint:\n  url: ${HANDOFF_ACTION_URL}\n"
+        f"tracker_store:\n  type: SQL\n  dialect: postgresql\n  url: {pg.hostname}\n  port: {pg.port or 5432}\n"
+        f"  username: {pg.username}\n  password: {pg.password}\n  db: {rasa_db}\n"
+        f"lock_store:\n  type: redis\n  url: {rd.hostname}\n  port: {rd.port or 6379}\n  db: 1\n  key_prefix: lock{tag}\n"
+    )
+    bus = f"{redis_url}?channel_prefix=handoff{tag}"
+    token = "prod-token-" + tag
+    actions_port = free_port()
+    common = dict(model=model, token=token, db_url=db_url, bus_url=bus, endpoints=str(endpoints), actions_port=actions_port)
+    a = Stack(run_dir=root / "a", gateway_port=free_port(), rasa_port=free_port(), **common)  # type: ignore[arg-type]
+    b = Stack(run_dir=root / "b", gateway_port=free_port(), rasa_port=free_port(), **common)  # type: ignore[arg-type]
+    a.create_agent("sarah", "Sarah", PASSWORD, supervisor=True)
+    a.create_agent("tom", "Tom", PASSWORD)
+    lb_port = free_port()
+    nginx_dir = root / "nginx"
+    nginx_dir.mkdir()
+    conf = nginx_dir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(prefix=nginx_dir, gw1=a.gateway_port, gw2=b.gateway_port, port=lb_port))
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx_bin).exists():
+        pytest.fail("nginx is needed for the load-balancer tests (scripts/services.sh installs it)")
+    a.start_actions()
+    a.start_rasa()
+    time.sleep(5)  # let the first instance create Rasa's tracker tables before the second races it
+    b.start_rasa()
+    a.start_gateway()
+    b.start_gateway()
+    nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-p", str(nginx_dir), "-g", "daemon off;"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_port(lb_port)
+        a.wait_ready(timeout=300)
+        b.wait_ready(timeout=300)
+        yield Prod(a, b, f"http://127.0.0.1:{lb_port}", db_url, redis_url, nginx)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        a.stop()
+        b.stop()
+        with admin_engine.connect() as c:
+            for name in (handoff_db, rasa_db):
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+
+
+async def agent_on(url: str, username: str = "sarah") -> AgentClient:
+    client = AgentClient(url)
+    await client.login(username, PASSWORD)
+    return client
+
+
+async def handoff_via_lb(prod: Prod, agent: AgentClient) -> tuple[Visitor, str]:
+    visitor = Visitor(prod.lb_url)
+    cid = await visitor.connect()
+    stream = await agent.stream()
+    await visitor.say("I want to talk to a human")
+    await visitor.wait_text("connecting you", timeout=40)
+    await stream.wait_for(lambda e: e["conversation_id"] == cid and (e.get("conversation") or {}).get("status") == "queued")
+    return visitor, cid
+
+
+async def test_a_visitor_on_one_instance_and_agents_on_both_see_each_other_live(prod: Prod) -> None:
+    on_a, on_b = await agent_on(prod.a.gateway_url), await agent_on(prod.b.gateway_url)
+    try:
+        visitor, cid = await handoff_via_lb(prod, on_a)
+        stream_a, stream_b = await on_a.stream(), await on_b.stream()
+        await on_b.ok("POST", f"/api/conversations/{cid}/claim")
+        await visitor.wait_text("Sarah joined the chat")
+        await on_b.ok("POST", f"/api/conversations/{cid}/messages", {"text": "Hello from instance two"})
+        await on_a.ok("POST", f"/api/conversations/{cid}/messages", {"text": "And from instance one"})
+        await visitor.wait_text("from instance one")
+        assert visitor.texts()[-2:] == ["Hello from instance two", "And from instance one"]
+        await visitor.say("I see you both")
+        for stream in (stream_a, stream_b):
+            seen = await stream.wait_for(lambda e: (e.get("message") or {}).get("text") == "I see you both")
+            assert seen["message"]["role"] == "visitor"
+            assert stream.ids == sorted(stream.ids) and len(stream.ids) == len(set(stream.ids))
+        await visitor.close()
+    finally:
+        await on_a.close()
+        await on_b.close()
+
+
+async def test_fifty_agents_claiming_at_once_over_two_instances_one_wins(prod: Prod) -> None:
+    store = SqlConversationStore(prod.db_url)
+    names = [f"claimer{i:02d}" for i in range(50)]
+    hashed = auth.hash_password(PASSWORD)
+    for n in names:
+        if await store.get_agent(n) is None:
+            await store.create_agent(n, n.title(), hashed)
+    await store.close()
+    opener = await agent_on(prod.a.gateway_url)
+    visitor, cid = await handoff_via_lb(prod, opener)
+    agents = [await agent_on(prod.gateway_urls()[i % 2], n) for i, n in enumerate(names)]
+    try:
+        results = await asyncio.gather(*(a.request("POST", f"/api/conversations/{cid}/claim") for a in agents))
+        statuses = sorted(s for s, _ in results)
+        assert statuses == [200] + [409] * 49
+        winner = next(b for s, b in results if s == 200)["assignee"]
+        for status, body in results:
+            if status == 409:
+                assert body["error"]["code"] == "already_assigned" and body["error"]["detail"]["assignee"] == winner
+        timeline = (await opener.conversation(cid))["timeline"]
+        assert [t["kind"] for t in timeline].count("claimed") == 1
+    finally:
+        for a in agents:
+            await a.close()
+        await opener.close()
+        await visitor.close()
+
+
+async def test_kill_9_of_the_visitors_gateway_loses_and_doubles_nothing(prod: Prod) -> None:
+    agent = await agent_on(prod.a.gateway_url)
+    visitor, cid = await handoff_via_lb(prod, agent)
+    await agent.ok("POST", f"/api/conversations/{cid}/claim")
+    await visitor.wait_text("joined the chat")
+    await visitor.say("before the crash", message_id="v-1")
+    (victim, survivor) = (prod.a, prod.b) if _health(prod.a.gateway_url)["visitor_sockets"] else (prod.b, prod.a)
+    assert _health(victim.gateway_url)["visitor_sockets"] >= 1
+    await agent.close()
+    agent = await agent_on(survivor.gateway_url)
+    victim.stop("gateway", sig=signal.SIGKILL)
+
+    await agent.ok("POST", f"/api/conversations/{cid}/messages", {"text": "Sent while you were reconnecting"})
+    again = Visitor(prod.lb_url, session_id=cid)  # the widget reconnects through the load balancer
+    assert await again.connect() == cid
+    await again.wait_text("while you were reconnecting")
+    # The widget retries the message it was not sure about, with the same id: stored once.
+    assert (await again.say("before the crash", message_id="v-1"))["ok"]
+    await again.say("after the crash", message_id="v-2")
+    stream = await agent.stream(last_event_id=0)
+    await stream.wait_for(lambda e: (e.get("message") or {}).get("text") == "after the crash")
+    detail = await agent.conversation(cid)
+    texts = [m["text"] for m in detail["messages"]]
+    assert texts.count("before the crash") == 1 and texts.count("after the crash") == 1
+    assert texts.count("Sent while you were reconnecting") == 1
+    assert again.texts().count("Sent while you were reconnecting") == 1
+    victim.start_gateway()
+    victim.wait_ready(timeout=60)
+    await again.close()
+    await agent.close()
+
+
+async def test_redis_restart_loses_nothing_for_visitors_or_agents(prod: Prod) -> None:
+    agent = await agent_on(prod.a.gateway_url)
+    visitor, cid = await handoff_via_lb(prod, agent)
+    await agent.ok("POST", f"/api/conversations/{cid}/claim")
+    await visitor.wait_text("joined the chat")
+    other = prod.b.gateway_url if _health(prod.a.gateway_url)["visitor_sockets"] else prod.a.gateway_url
+    remote = await agent_on(other)
+    stream = await remote.stream()
+    _redis_cmd("shutdown", "nosave")
+    try:
+        await remote.ok("POST", f"/api/conversations/{cid}/messages", {"text": "Sent while Redis was down"})
+    finally:
+        _start_redis()
+    await visitor.wait_text("while Redis was down", timeout=30)
+    await visitor.say("got it after the restart")
+    await stream.wait_for(lambda e: (e.get("message") or {}).get("text") == "got it after the restart", timeout=30)
+    assert visitor.texts().count("Sent while Redis was down") == 1
+    await visitor.close()
+    await remote.close()
+    await agent.close()
+
+
+async def test_postgres_down_bot_keeps_answering_inbox_says_503_and_all_comes_back(prod: Prod) -> None:
+    cluster = _pg_cluster()
+    agent = await agent_on(prod.a.gateway_url)
+    visitor = Visitor(prod.lb_url)
+    cid = await visitor.connect()
+    await visitor.say("hello")
+    await visitor.wait_for(lambda ms: len(ms) >= 1, timeout=30)
+    subprocess.run(["pg_ctlcluster", *cluster, "stop", "-m", "fast"], check=True)
+    try:
+        n = len(visitor.received)
+        ack = await visitor.say("what are your opening hours?")
+        assert ack["ok"]
+        await visitor.wait_for(lambda ms: len(ms) > n, timeout=30)
+        status, body = await agent.request("GET", "/api/conversations?view=all")
+        assert status == 503 and body["error"]["code"] == "backend_unavailable" and body["error"]["message"]
+    finally:
+        subprocess.run(["pg_ctlcluster", *cluster, "start"], check=True)
+    deadline = time.time() + 30
+    while True:
+        status, body = await agent.request("GET", f"/api/conversations/{cid}")
+        if status == 200 and any(m["text"] == "what are your opening hours?" for m in body["messages"]):
+            break
+        assert time.time() < deadline, (status, body)
+        await asyncio.sleep(0.2)
+    roles = [m["role"] for m in body["messages"]]
+    assert roles.count("visitor") == 2 and roles[-1] == "bot"  # the outage's answer is in the record once
+    n = len(visitor.received)
+    await visitor.say("thanks")
+    await visitor.wait_for(lambda ms: len(ms) > n, timeout=30)
+    assert len(visitor.received) == n + 1 or all("hours" not in t for t in visitor.texts()[n:])
+    await visitor.close()
+    await agent.close()
+
+
+async def test_rasa_restart_never_gaps_humans_and_answers_bot_visitors_afterwards(prod: Prod) -> None:
+    agent = await agent_on(prod.a.gateway_url)
+    human_visitor, human_cid = await handoff_via_lb(prod, agent)
+    await agent.ok("POST", f"/api/conversations/{human_cid}/claim")
+    await human_visitor.wait_text("joined the chat")
+    bot_visitor = Visitor(prod.lb_url)
+    await bot_visitor.connect()
+    await bot_visitor.say("hello")
+    await bot_visitor.wait_for(lambda ms: len(ms) >= 1, timeout=30)
+    stream = await agent.stream()
+    human_before = len(human_visitor.received)
+
+    prod.a.stop("rasa")
+    prod.b.stop("rasa")
+    try:
+        n_bot = len(bot_visitor.received)
+        for q in ("what are your opening hours?", "how long does delivery take?"):
+            assert (await bot_visitor.say(q))["ok"]
+        for i in range(5):  # the human conversation goes on, both ways, while no Rasa runs
+            await human_visitor.say(f"still there {i}?")
+            await stream.wait_for(lambda e, i=i: (e.get("message") or {}).get("text") == f"still there {i}?", timeout=5)
+            await agent.ok("POST", f"/api/conversations/{human_cid}/messages", {"text": f"yes {i}"})
+            await human_visitor.wait_text(f"yes {i}", timeout=5)
+        assert len(bot_visitor.received) == n_bot  # nobody answers the bot's visitors yet...
+    finally:
+        prod.a.start_rasa()
+        prod.b.start_rasa()
+    prod.a.wait_ready(timeout=300)
+    prod.b.wait_ready(timeout=300)
+    await bot_visitor.wait_for(lambda ms: len(ms) >= n_bot + 2, timeout=120)  # ...until Rasa is back
+    human_texts = [m.get("text", "") for m in human_visitor.received[human_before:]]
+    assert human_texts == [f"yes {i}" for i in range(5)]  # and the bot never spoke to the human's visitor
+    await human_visitor.close()
+    await bot_visitor.close()
+    await agent.close()
