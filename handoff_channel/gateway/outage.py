@@ -38,6 +38,7 @@ class _Entry:
     metadata: Optional[dict[str, Any]] = None
     answered: bool = False  # the bot already answered this visitor turn during the outage
     pending: bool = False  # its bot turn is still running: the flush must wait for it
+    replies: int = 0  # journal entries already placed right after this one
     handoff: Optional[Handoff] = None
 
 
@@ -127,19 +128,24 @@ class StoreOutage:
             entry.meta = {k: v for k, v in parse.items() if v is not None}
         for m in result.get("messages") or []:
             for part_text, payload, meta in from_rasa(m) if isinstance(m, Mapping) else []:
-                bot = _Entry(conversation_id, "bot", text=part_text, payload=payload, meta=meta)
-                self.journal.append(bot)
+                self._after(entry, _Entry(conversation_id, "bot", text=part_text, payload=payload, meta=meta))
                 widget = to_widget(Message(0, conversation_id, 0, Role.BOT, part_text, now(), payload=payload))
                 if widget:
                     await self.emit(conversation_id, widget)
         handoff = result.get("handoff")
         if isinstance(handoff, Mapping):
-            self.journal.append(_Entry(conversation_id, "handoff", handoff=Handoff(
+            self._after(entry, _Entry(conversation_id, "handoff", handoff=Handoff(
                 reason=str(handoff.get("reason") or "explicit_request"),
                 priority=int(handoff.get("priority") or 2), team=handoff.get("team"),
                 evidence=handoff.get("evidence") or {}, summary=handoff.get("summary") or {},
             )))
             self.status[conversation_id] = Status.QUEUED
+
+    def _after(self, turn: _Entry, reply: _Entry) -> None:
+        """Journal a reply right after its visitor turn (and its earlier replies), so the record
+        reads turn, answer, turn, answer even when the visitor typed ahead."""
+        self.journal.insert(self.journal.index(turn) + 1 + turn.replies, reply)
+        turn.replies += 1
 
     async def _flush_loop(self) -> None:
         delay = 0.5
