@@ -240,6 +240,8 @@ def test_rasa_replicas_use_the_production_endpoints(services: dict[str, dict[str
         assert env["RASA_LOCK_REDIS_PASSWORD"] == secrets["REDIS_PASSWORD"]
         assert env["HANDOFF_RASA_TOKEN"] == secrets["HANDOFF_RASA_TOKEN"]
         assert env["HANDOFF_ACTION_URL"] == "http://actions:5055/webhook"
+        # Bounded, or two replicas alone could claim 300 of PostgreSQL's 100 default connections.
+        assert int(env["SQL_POOL_SIZE"]) + int(env["SQL_MAX_OVERFLOW"]) <= 20
     assert services["rasa-1"] == services["rasa-2"], "the Rasa replicas must be identical"
     # The tracker store has its own database, apart from the hand-off store's.
     gw_db = services["gateway-1"]["environment"]["HANDOFF_DB_URL"].rsplit("/", 1)[1]
