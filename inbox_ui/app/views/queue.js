@@ -34,14 +34,17 @@ export function createQueue() {
           {
             class: ["tab", active && "active"],
             type: "button",
-            title: `${t.label} (${t.key})`,
+            title: `${t.label}${t.view !== "resolved" ? `: ${n}` : ""} (key ${t.key})`,
             dataset: { view: t.view },
             attrs: { role: "tab", "aria-selected": active ? "true" : "false" },
             on: { click: () => switchView(t.view) },
           },
           h("span", { class: "tab-label" }, t.label),
           t.short ? h("span", { class: "tab-label-short" }, t.short) : null,
-          n > 0 && t.view !== "resolved" ? h("span", { class: ["count", t.view === "unassigned" && "count-hot"] }, n > 99 ? "99+" : String(n)) : null,
+          // Counts on the tabs an agent acts on; All open shows its count on hover (space is short).
+          n > 0 && (t.view === "unassigned" || t.view === "mine")
+            ? h("span", { class: ["count", t.view === "unassigned" && "count-hot"] }, n > 99 ? "99+" : String(n))
+            : null,
         );
       }),
     );
@@ -93,7 +96,7 @@ export function createQueue() {
         "div",
         { class: "row-meta" },
         row.reason ? h("span", { class: "badge badge-reason" }, reasonLabel(row.reason)) : null,
-        prio && prio.level !== "normal" ? h("span", { class: `badge badge-prio prio-${prio.level}`, title: `Priority ${prio.n}` }, prio.label) : null,
+        prio ? h("span", { class: `badge badge-prio prio-${prio.level}`, title: `Priority ${prio.n}` }, prio.label) : null,
         row.status === "assigned" && state.view !== "mine"
           ? h("span", { class: ["badge badge-assignee", !mineOther && "is-me"] }, mineOther ? row.assignee_name || row.assignee : "You")
           : null,
