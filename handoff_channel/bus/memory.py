@@ -24,8 +24,13 @@ class MemorySubscription:
         except asyncio.QueueFull:
             self.overflowed = True
             self._bus._subscribers.discard(self)
-            self._queue = asyncio.Queue()
-            self._queue.put_nowait(_CLOSED)
+            self._end_now()
+
+    def _end_now(self) -> None:
+        # Drop the unread backlog: only the end marker is left. (No reader is waiting on a full
+        # queue, so swapping it is safe.)
+        self._queue = asyncio.Queue()
+        self._queue.put_nowait(_CLOSED)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
@@ -47,7 +52,7 @@ class MemorySubscription:
         try:
             self._queue.put_nowait(_CLOSED)
         except asyncio.QueueFull:
-            pass
+            self._end_now()  # a full backlog must not keep the iteration from ending
 
 
 class MemoryEventBus:
