@@ -140,6 +140,7 @@ class RedisEventBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._first_attempt: Optional[asyncio.Event] = None
         self._listening = False
+        self._stopping = False
         self._dropped = 0
 
     @property
@@ -154,6 +155,7 @@ class RedisEventBus:
         keeps retrying in the background and says so in the log."""
         if self._tasks:
             return
+        self._stopping = False
         self._client = aioredis.from_url(
             self._url, socket_connect_timeout=self._connect_timeout, socket_timeout=self._connect_timeout
         )
@@ -177,27 +179,15 @@ class RedisEventBus:
     async def close(self) -> None:
         """Flush what is queued for Redis (briefly), stop the background tasks, disconnect, and end
         every local subscription."""
-        import sys
-        async def dump():
-            await asyncio.sleep(2)
-            for t in asyncio.all_tasks():
-                t.print_stack(file=sys.stderr)
-        dumper = asyncio.create_task(dump())
         if self._outbox is not None and not self._outbox.empty() and self._listening:
             try:
                 await asyncio.wait_for(self._outbox.join(), self._close_flush)
             except asyncio.TimeoutError:
                 log.warning("event bus: %d events were not published to Redis before closing", self._outbox.qsize())
+        self._stopping = True
         tasks, self._tasks = self._tasks, []
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # the loops catch everything; this is only a last guard
-                log.exception("event bus task %s failed", task.get_name())
+            await self._stop(task)
         if self._client is not None:
             client, self._client = self._client, None
             try:
@@ -233,6 +223,22 @@ class RedisEventBus:
     def subscribe(self) -> MemorySubscription:
         return self._local.subscribe()
 
+    @staticmethod
+    async def _stop(task: "asyncio.Task[None]", patience_s: float = 5.0) -> None:
+        # redis-py 4.6 loses a cancellation that lands inside a command at the wrong moment (the
+        # command then returns normally). So the loops also check ``_stopping``, and the task is
+        # cancelled again until it has ended.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience_s
+        while not task.done():
+            if loop.time() > deadline:
+                log.error("event bus: task %s does not stop; leaving it", task.get_name())
+                return
+            task.cancel()
+            await asyncio.wait([task], timeout=0.1)
+        if not task.cancelled() and task.exception() is not None:  # the loops catch everything
+            log.error("event bus task %s failed", task.get_name(), exc_info=task.exception())
+
     # -- listener ---------------------------------------------------------------------------------
     async def _listen_forever(self) -> None:
         assert self._client is not None and self._first_attempt is not None
@@ -240,10 +246,12 @@ class RedisEventBus:
         delay = low
         owes_resync = False  # set once the listener has been deaf while the bus was open
         failures = 0
-        while True:
+        while not self._stopping:
             pubsub = self._client.pubsub()
             try:
                 await self._subscribe(pubsub)
+                if self._stopping:
+                    return
                 self._listening = True
                 if owes_resync:
                     # Pub/sub dropped whatever was published while we were deaf; the subscription
@@ -273,6 +281,8 @@ class RedisEventBus:
             finally:
                 self._listening = False
                 await self._discard(pubsub)
+            if self._stopping:
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, high)
 
@@ -290,13 +300,14 @@ class RedisEventBus:
                 return
 
     async def _pump(self, pubsub: PubSub) -> None:
-        """Read until the connection fails. A quiet connection is PINGed, and one that does not
-        answer counts as dead: a frozen server or a silent network partition sends no RST."""
+        """Read until the connection fails (raises) or the bus closes (returns). A quiet connection
+        is PINGed, and one that does not answer counts as dead: a frozen server or a silent network
+        partition sends no RST."""
         loop = asyncio.get_running_loop()
         last_heard = loop.time()
         ping_sent: Optional[float] = None
         poll = min(1.0, self._ping_interval, self._ping_timeout)
-        while True:
+        while not self._stopping:
             msg: Optional[dict[str, Any]] = await pubsub.get_message(timeout=poll)
             now = loop.time()
             if msg is not None:
@@ -339,10 +350,10 @@ class RedisEventBus:
         low, high = self._backoff
         delay = low
         failing = False
-        while True:
+        while not self._stopping:
             payload = await self._outbox.get()
             try:
-                while True:  # the same payload until it is out: per-instance order is kept
+                while not self._stopping:  # the same payload until it is out: per-instance order is kept
                     try:
                         await self._client.publish(self.channel, payload)
                         break
