@@ -211,8 +211,9 @@ class RedisEventBus:
         try:
             self._outbox.put_nowait(payload)
         except asyncio.QueueFull:
-            # Redis has been unreachable for a while. Other instances resync from the store when
-            # their own connection comes back; dropping here keeps memory bounded.
+            # Redis has been unreachable for a while; dropping keeps memory bounded. The store has
+            # the event: other instances get it on their resync (if Redis itself went away) or
+            # when a later event shows them the gap in ids.
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
                 log.warning(
@@ -367,7 +368,9 @@ class RedisEventBus:
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, high)
                 if failing:
-                    log.info("event bus: publishing to Redis at %s again", self._where)
+                    log.info("event bus: publishing to Redis at %s again (%d events dropped meanwhile)",
+                             self._where, self._dropped)
+                    self._dropped = 0
                 failing, delay = False, low
             finally:
                 self._outbox.task_done()
