@@ -62,9 +62,9 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> None:
         if not os.path.isfile(REDIS_BINARY) or not os.access(REDIS_BINARY, os.X_OK):
             pytest.fail(
-                f"redis-server not found at {REDIS_BINARY}: install it (Debian: apt-get install redis-server), "
-                f"set HANDOFF_REDIS_SERVER to its path, or set {REDIS_URL_ENV} to a running Redis. "
-                "The Redis bus must be tested against a real Redis; this test does not skip.",
+                f"redis-server not found at {REDIS_BINARY}: install it (Debian: apt-get install redis-server) "
+                f"or set HANDOFF_REDIS_SERVER to its path. {REDIS_URL_ENV} serves the other tests, but the "
+                "outage tests kill and restart a redis-server of their own. A missing service fails, never skips.",
                 pytrace=False,
             )
         with self.log_path.open("ab") as log_file:

@@ -12,9 +12,7 @@ import itertools
 import time
 from typing import Callable, Optional
 
-import pytest
-
-from handoff_channel.bus import RESYNC, EventBus, Subscription
+from handoff_channel.bus import RESYNC, Subscription
 from handoff_channel.models import Event
 
 from .conftest import BusKit, RedisKit
@@ -64,8 +62,8 @@ async def drain(sub: Subscription, timeout: float = WAIT) -> list[Event]:
         raise AssertionError("the subscription did not end") from None
 
 
-def is_resync(ev: Event) -> bool:
-    return ev.type == RESYNC
+def is_resync(ev: Optional[Event]) -> bool:
+    return ev is not None and ev.type == RESYNC
 
 
 # -- every adapter: the subscribers of one process --------------------------------------------------
