@@ -29,16 +29,24 @@ class Visitor:
         self.session_id = session_id
         # The websocket transport of the python-socketio client needs aiohttp>=3.10, which Rasa's
         # pins forbid in this venv; long-polling speaks the same protocol.
-        self.sio = socketio.AsyncClient(reconnection=False)
+        # Reconnects like rasa-webchat does (socket.io-client), asking for the same session again.
+        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1)
         self.received: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
         self._confirm: Optional[asyncio.Future[str]] = None
         self.sio.on("bot_uttered", self._on_bot)
         self.sio.on("session_confirm", self._on_confirm)
+        self.sio.on("connect", self._on_connect)
+        self.reconnects = 0
 
     async def _on_bot(self, data: dict[str, Any]) -> None:
         self.received.append(data)
         self._changed.set()
+
+    async def _on_connect(self) -> None:
+        if self._confirm is not None and self._confirm.done():  # a reconnect, not the first connect
+            self.reconnects += 1
+            await self.sio.emit("session_request", {"session_id": self.session_id})
 
     async def _on_confirm(self, data: str) -> None:
         if self._confirm and not self._confirm.done():
@@ -80,6 +88,7 @@ class Visitor:
         """Leave like a browser tab that closes: tell the server (it drops the socket from the
         session's room at once), then abort the pending long-poll instead of waiting ~25 s for the
         server's next ping to answer it."""
+        self.sio.reconnection = False
         eio = self.sio.eio
         if eio.state == "connected":
             for namespace in list(self.sio.namespaces):

@@ -103,11 +103,12 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
             db = "ok"
         except HandoffError:
             db = "unavailable"
-        status = 200 if db == "ok" else 503
+        # 200 even with the store down: the gateway still serves bot-owned visitors then (fail
+        # open), so a load balancer or readiness probe must keep it in rotation.
         return response.json(
-            {"status": "ok" if status == 200 else "degraded", "store": db, "rasa_up": pipe.rasa_up,
-             "instance": settings.instance_id, "visitor_sockets": visitors.connected},
-            status=status,
+            {"status": "ok" if db == "ok" else "degraded", "store": db, "rasa_up": pipe.rasa_up,
+             "bus_listening": getattr(bus, "listening", True),
+             "instance": settings.instance_id, "visitor_sockets": visitors.connected}
         )
 
     @app.route("/", methods=["GET"])

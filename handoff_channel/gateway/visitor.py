@@ -16,7 +16,7 @@ import socketio
 
 from ..bus import RESYNC, EventBus
 from ..errors import BackendUnavailable, HandoffError, InvalidPayload, MessageTooLong
-from ..models import Message
+from ..models import Event, Message
 from ..rasa_pipe import RasaClient
 from ..service import HandoffService
 from ..store import ConversationStore
@@ -44,6 +44,7 @@ class VisitorSockets:
         self._missed_during_replay: set[str] = set()
         self._dirty: set[str] = set()  # delivered seqs not yet persisted
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self.outage = StoreOutage(service, store, rasa, self._emit_now, self._mark_emitted)
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
@@ -59,6 +60,7 @@ class VisitorSockets:
         await self.outage.start()
 
     async def close(self) -> None:
+        self._closing = True
         await self.outage.close()
         await self._subscription.close()
         for t in self._tasks:
@@ -97,6 +99,7 @@ class VisitorSockets:
         await self.sio.emit("session_confirm", session_id, room=sid)
         try:
             conv = await self.service.visitor_connected(session_id)
+            self.outage.note_status(session_id, conv.status.value)
             await self._replay(session_id, conv.visitor_delivered_seq)
         except HandoffError as exc:
             # The store is down: the visitor stays connected; the replay happens on the next
@@ -179,33 +182,63 @@ class VisitorSockets:
         finally:
             self._replaying.discard(conversation_id)
 
+    async def _resync(self) -> None:
+        """Events may have been missed: re-send from the store to every connected visitor."""
+        for cid in set(self._session_of.values()):
+            conv = await self.store.get_conversation(cid)
+            self.outage.note_status(cid, conv.status.value)
+            await self._replay(cid, conv.visitor_delivered_seq)
+
     async def _relay(self) -> None:
-        async for event in self._subscription:
+        while not self._closing:
+            async for event in self._subscription:
+                try:
+                    await self._relay_one(event)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("relay failed for event %s", event.id)
+            if self._closing:
+                return
+            # The bus dropped us for falling behind: subscribe again and catch up from the store.
+            log.warning("visitor relay fell behind the bus; catching up from the store")
+            self._subscription = self.bus.subscribe()
             try:
-                if event.type == RESYNC:
-                    # The bus may have lost events: re-send from the store to every connected visitor.
-                    for cid in set(self._session_of.values()):
-                        conv = await self.store.get_conversation(cid)
-                        await self._replay(cid, conv.visitor_delivered_seq)
-                    continue
-                conv = event.data.get("conversation")
-                if isinstance(conv, dict) and conv.get("status"):
-                    self.outage.note_status(event.conversation_id, conv["status"])
-                if event.type != "message_created":
-                    continue
-                msg = Message.from_dict(event.data["message"])
-                if not msg.role.visible_to_visitor:
-                    continue
-                cid = msg.conversation_id
-                if cid in self._replaying:
-                    self._missed_during_replay.add(cid)
-                    continue
-                if self._has_listeners(cid):
-                    await self._emit(msg)
+                await self._resync()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("relay failed for event %s", event.id)
+            except Exception as exc:
+                log.warning("catch-up after falling behind failed: %s", exc)
+
+    async def _relay_one(self, event: Event) -> None:
+        if event.type == RESYNC:
+            await self._resync()
+            return
+        conv = event.data.get("conversation")
+        if isinstance(conv, dict) and conv.get("status"):
+            self.outage.note_status(event.conversation_id, conv["status"])
+        if event.type != "message_created":
+            return
+        msg = Message.from_dict(event.data["message"])
+        cid = msg.conversation_id
+        if cid in self._replaying:
+            self._missed_during_replay.add(cid)
+            return
+        if not self._has_listeners(cid):
+            return
+        last = self._emitted.get(cid, 0)
+        if msg.seq <= last:
+            return  # already sent (a replay, or the same event twice from the bus)
+        if msg.seq > last + 1:
+            # An earlier message has not reached this instance yet (events of other instances
+            # come later through the bus): send from the store, in order, instead of skipping it.
+            conv_row = await self.store.get_conversation(cid)
+            await self._replay(cid, max(last, conv_row.visitor_delivered_seq))
+            return
+        if msg.role.visible_to_visitor:
+            await self._emit(msg)
+        else:
+            self._emitted[cid] = msg.seq
 
     async def _persist_delivered(self) -> None:
         dirty, self._dirty = self._dirty, set()

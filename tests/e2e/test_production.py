@@ -283,6 +283,7 @@ async def test_kill_9_of_the_visitors_gateway_loses_and_doubles_nothing(prod: Pr
     victim.start_gateway()
     victim.wait_ready(timeout=60)
     await again.close()
+    await visitor.close()
     await agent.close()
 
 
@@ -342,6 +343,7 @@ async def test_postgres_down_bot_keeps_answering_inbox_says_503_and_all_comes_ba
     await agent.close()
 
 
+@pytest.mark.timeout(900)  # two Rasa instances reload their model on 2 cores
 async def test_rasa_restart_never_gaps_humans_and_answers_bot_visitors_afterwards(prod: Prod) -> None:
     agent = await agent_on(prod.a.gateway_url)
     human_visitor, human_cid = await handoff_via_lb(prod, agent)
