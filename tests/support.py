@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 import aiohttp
 import socketio
+import socketio.exceptions
 import socketio.packet
 
 
@@ -60,11 +61,21 @@ class Visitor:
         return self.session_id
 
     async def say(self, text: str, *, message_id: Optional[str] = None, custom: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-        data: dict[str, Any] = {"message": text, "session_id": self.session_id, "customData": custom or {"language": "en"}}
-        if message_id:
-            data["message_id"] = message_id
-        ack = await self.sio.call("user_uttered", data, timeout=15)
-        return ack
+        """Send a turn and wait for the server's acknowledgement. Like a careful client, it keeps
+        one message id and resends after a reconnect when no acknowledgement came: the gateway
+        stores a message id once."""
+        data: dict[str, Any] = {"message": text, "session_id": self.session_id, "customData": custom or {"language": "en"},
+                                "message_id": message_id or new_id()}
+        for attempt in range(3):
+            try:
+                return await self.sio.call("user_uttered", data, timeout=10)
+            except socketio.exceptions.TimeoutError:
+                if attempt == 2:
+                    raise
+                deadline = asyncio.get_running_loop().time() + 15
+                while not self.sio.connected and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.1)
+        raise AssertionError("unreachable")
 
     def texts(self) -> list[str]:
         return [m.get("text", "") for m in self.received]

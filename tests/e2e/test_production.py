@@ -33,39 +33,7 @@ from ..support import AgentClient, Visitor, free_port
 
 pytestmark = pytest.mark.e2e
 
-NGINX_CONF = """
-worker_processes 1;
-error_log {prefix}/error.log warn;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;
-  fastcgi_temp_path {prefix}/fastcgi; uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
-  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-  upstream gateways {{
-    # Sticky by client address: socket.io long-polling must keep hitting the instance that holds
-    # its session. (ip_hash would use only 3 octets and put every loopback client on one instance.)
-    hash $remote_addr consistent;
-    server 127.0.0.1:{gw1} max_fails=1 fail_timeout=3s;
-    server 127.0.0.1:{gw2} max_fails=1 fail_timeout=3s;
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://gateways;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $host;
-      proxy_buffering off;
-      proxy_read_timeout 3600s;
-      proxy_connect_timeout 2s;
-      proxy_next_upstream error timeout http_502;
-    }}
-  }}
-}}
-"""
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -141,28 +109,27 @@ def prod(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod
     db_url = f"{admin.rsplit('/', 1)[0]}/{handoff_db}"
     rd = urlsplit(redis_url)
     root = tmp_path_factory.mktemp("prod")
-    endpoints = root / "endpoints.yml"
-    endpoints.write_text(
-        "action_endpoint:\n  url: ${HANDOFF_ACTION_URL}\n"
-        f"tracker_store:\n  type: SQL\n  dialect: postgresql\n  url: {pg.hostname}\n  port: {pg.port or 5432}\n"
-        f"  username: {pg.username}\n  password: {pg.password}\n  db: {rasa_db}\n"
-        f"lock_store:\n  type: redis\n  url: {rd.hostname}\n  port: {rd.port or 6379}\n  db: 1\n  key_prefix: lock{tag}\n"
-    )
+    # The production files themselves: deploy/endpoints.production.yml (PostgreSQL tracker store,
+    # Redis lock store) filled from the environment, and deploy/nginx-native.sh (the production
+    # routing: sticky by client address, WebSocket upgrade, unbuffered SSE).
+    rasa_env = {
+        "RASA_TRACKER_DB_HOST": pg.hostname or "127.0.0.1", "RASA_TRACKER_DB_PORT": str(pg.port or 5432),
+        "RASA_TRACKER_DB_NAME": rasa_db, "RASA_TRACKER_DB_USER": pg.username or "",
+        "RASA_TRACKER_DB_PASSWORD": pg.password or "",
+        "RASA_LOCK_REDIS_HOST": rd.hostname or "127.0.0.1", "RASA_LOCK_REDIS_PORT": str(rd.port or 6379),
+        "RASA_LOCK_REDIS_PASSWORD": rd.password or "", "RASA_LOCK_REDIS_DB": "1",
+    }
     bus = f"{redis_url}?channel_prefix=handoff{tag}"
     token = "prod-token-" + tag
     actions_port = free_port()
-    common = dict(model=model, token=token, db_url=db_url, bus_url=bus, endpoints=str(endpoints), actions_port=actions_port)
+    common = dict(model=model, token=token, db_url=db_url, bus_url=bus, actions_port=actions_port,
+                  endpoints=str(REPO / "deploy" / "endpoints.production.yml"), extra_env=rasa_env)
     a = Stack(run_dir=root / "a", gateway_port=free_port(), rasa_port=free_port(), **common)  # type: ignore[arg-type]
     b = Stack(run_dir=root / "b", gateway_port=free_port(), rasa_port=free_port(), **common)  # type: ignore[arg-type]
     a.create_agent("sarah", "Sarah", PASSWORD, supervisor=True)
     a.create_agent("tom", "Tom", PASSWORD)
     lb_port = free_port()
-    nginx_dir = root / "nginx"
-    nginx_dir.mkdir()
-    conf = nginx_dir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(prefix=nginx_dir, gw1=a.gateway_port, gw2=b.gateway_port, port=lb_port))
-    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx_bin).exists():
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         pytest.fail("nginx is needed for the load-balancer tests (scripts/services.sh installs it)")
     a.start_actions()
     a.start_rasa()
@@ -170,8 +137,11 @@ def prod(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod
     b.start_rasa()
     a.start_gateway()
     b.start_gateway()
-    nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-p", str(nginx_dir), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    nginx = subprocess.Popen(
+        [str(REPO / "deploy" / "nginx-native.sh"), str(root / "nginx"), str(lb_port), str(a.gateway_port), str(b.gateway_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin"),
+    )
     try:
         _wait_port(lb_port)
         a.wait_ready(timeout=300)
