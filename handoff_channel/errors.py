@@ -96,20 +96,21 @@ class InvalidTransition(Conflict):
 class AlreadyAssigned(Conflict):
     code = "already_assigned"
 
-    def __init__(self, conversation_id: str, assignee: Optional[str]) -> None:
+    def __init__(self, conversation_id: str, assignee: Optional[str], assignee_name: Optional[str] = None) -> None:
         super().__init__(
-            f"Conversation {conversation_id!r} is already assigned to {assignee}.", assignee=assignee
+            f"Conversation {conversation_id!r} is already assigned to {assignee_name or assignee}.",
+            assignee=assignee, assignee_name=assignee_name or assignee,
         )
 
 
 class NotAssignee(Conflict):
     code = "not_assignee"
 
-    def __init__(self, conversation_id: str, assignee: Optional[str]) -> None:
-        who = f"assigned to {assignee}" if assignee else "not assigned to anyone"
+    def __init__(self, conversation_id: str, assignee: Optional[str], assignee_name: Optional[str] = None) -> None:
+        who = f"assigned to {assignee_name or assignee}" if assignee else "not assigned to anyone"
         super().__init__(
             f"Conversation {conversation_id!r} is {who}: claim it before replying.",
-            assignee=assignee,
+            assignee=assignee, assignee_name=assignee_name or assignee,
         )
 
 

@@ -125,7 +125,7 @@ class Message:
             id=int(d["id"]), conversation_id=str(d["conversation_id"]), seq=int(d["seq"]),
             role=Role(d["role"]), text=str(d["text"]), created_at=float(d["created_at"]),
             author=d.get("author"), author_name=d.get("author_name"), payload=d.get("payload"),
-            meta=d.get("meta"),
+            meta=d.get("meta"), client_id=d.get("client_id"),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -139,6 +139,7 @@ class Message:
             "author_name": self.author_name,
             "payload": dict(self.payload) if self.payload else None,
             "meta": dict(self.meta) if self.meta else None,
+            "client_id": self.client_id,
             "created_at": self.created_at,
         }
 
@@ -175,6 +176,18 @@ class Conversation:
                     return value.strip()[:60]
         return f"Visitor {self.id[:6]}"
 
+    @property
+    def visitor(self) -> dict[str, Any]:
+        """What the embedding page told us about the visitor (widget customData), plain values only."""
+        custom = self.metadata.get("customData") if isinstance(self.metadata, Mapping) else None
+        custom = custom if isinstance(custom, Mapping) else {}
+        out: dict[str, Any] = {}
+        for key in ("name", "email", "tier", "language"):
+            value = custom.get(key)
+            if isinstance(value, (str, int, float)) and str(value).strip():
+                out[key] = str(value).strip()[:120]
+        return out
+
     def summary_dict(self) -> dict[str, Any]:
         """The row an inbox list shows."""
         last = self.last_message
@@ -182,6 +195,7 @@ class Conversation:
             "id": self.id,
             "status": self.status.value,
             "visitor_label": self.visitor_label,
+            "visitor": self.visitor,
             "reason": self.handoff.reason if self.handoff else None,
             "priority": self.handoff.priority if self.handoff else None,
             "team": self.handoff.team if self.handoff else None,

@@ -114,7 +114,7 @@ class HandoffService:
     async def annotate_visitor_message(self, message: Message, parse: Mapping[str, Any]) -> None:
         meta = dict(message.meta or {})
         meta.update({k: v for k, v in parse.items() if v is not None})
-        await self.store.set_message_meta(message.id, meta)
+        await self._publish([await self.store.set_message_meta(message.id, meta)])
 
     async def record_handoff(self, conversation_id: str, handoff: Handoff) -> Conversation:
         """The bot stepped aside: the conversation joins the human queue."""
@@ -162,7 +162,7 @@ class HandoffService:
                     raise NotAssignee(conversation_id, None)
                 raise InvalidTransition(conversation_id, conv.status.value, "replied to by an agent")
             if conv.assignee != agent.username:
-                raise NotAssignee(conversation_id, conv.assignee)
+                raise NotAssignee(conversation_id, conv.assignee, conv.assignee_name)
             return OutboxKind.LOG
 
         msg, event = await self.store.add_message(
@@ -185,7 +185,7 @@ class HandoffService:
 
     def _check_owner(self, conv: Conversation, agent: Agent) -> None:
         if conv.status is Status.ASSIGNED and conv.assignee != agent.username and agent.role != "supervisor":
-            raise NotAssignee(conv.id, conv.assignee)
+            raise NotAssignee(conv.id, conv.assignee, conv.assignee_name)
 
     async def hand_back(
         self,

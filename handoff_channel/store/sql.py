@@ -529,10 +529,17 @@ class SqlConversationStore:
             return _message(row) if row else None
         return await self._tx(run)
 
-    async def set_message_meta(self, message_id: int, meta: Mapping[str, Any]) -> None:
-        def run(c: Connection) -> None:
+    async def set_message_meta(self, message_id: int, meta: Mapping[str, Any]) -> Optional[Event]:
+        """Attach what the bot learned about a message (intent, confidence, sentiment), and tell
+        the inbox (a ``message_updated`` feed event). None if the message does not exist."""
+        def run(c: Connection) -> Optional[Event]:
             c.execute(messages.update().where(messages.c.id == message_id).values(meta=_dumps(dict(meta))))
-        await self._tx(run)
+            row = c.execute(sa.select(messages).where(messages.c.id == message_id)).first()
+            if row is None:
+                return None
+            msg = _message(row)
+            return self._insert_event(c, msg.conversation_id, "message_updated", {"message": msg.as_dict()}, now())
+        return await self._tx(run)
 
     async def transition(
         self,
@@ -557,10 +564,10 @@ class SqlConversationStore:
             target = target_of(current, move)
             if target is None:
                 if move is Move.CLAIMED and current is Status.ASSIGNED:
-                    raise AlreadyAssigned(conversation_id, row.assignee)
+                    raise AlreadyAssigned(conversation_id, row.assignee, row.assignee_name)
                 raise InvalidTransition(conversation_id, current.value, move.value)
             if require_assignee is not None and current is Status.ASSIGNED and row.assignee != require_assignee:
-                raise NotAssignee(conversation_id, row.assignee)
+                raise NotAssignee(conversation_id, row.assignee, row.assignee_name)
             t = now()
             values: dict[str, Any] = {"status": target.value, "updated_at": t}
             if move is Move.CLAIMED:
