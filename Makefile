@@ -38,5 +38,9 @@ test-bot: setup           ## rasa test with the test stories
 bench: setup              ## benchmarks: prints a table, writes docs/benchmarks.md
 	scripts/bench.sh
 
+check: setup              ## lint and strict typing (ruff, mypy --strict on the package)
+	.venv/bin/ruff check handoff_channel tests bot/actions
+	.venv/bin/mypy handoff_channel
+
 clean:
 	rm -rf .run .cache test-artifacts bot/models bot/results

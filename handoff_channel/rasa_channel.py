@@ -18,10 +18,6 @@ import json
 import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
-from sanic import Blueprint, response
-from sanic.request import Request
-from sanic.response import HTTPResponse
-
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -29,6 +25,9 @@ from rasa.shared.core.events import (
     ConversationResumed,
     UserUttered,
 )
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +234,7 @@ class HandoffInput(InputChannel):
                     )
                 )
             else:
-                meta = {"message_id": mid, "handoff": "human_stretch"}
+                meta: Dict[Text, Any] = {"message_id": mid, "handoff": "human_stretch"}
                 if entry.get("role") == "agent":
                     meta.update(human_agent=entry.get("author"), agent_name=entry.get("author_name"))
                 else:
@@ -261,7 +260,8 @@ class HandoffInput(InputChannel):
 
     async def _handback(self, agent: Any, body: Dict[Text, Any]) -> HTTPResponse:
         conversation_id = body["conversation_id"]
-        facts = body.get("facts") if isinstance(body.get("facts"), dict) else {}
+        raw_facts = body.get("facts")
+        facts: Dict[Text, Any] = raw_facts if isinstance(raw_facts, dict) else {}
         entities: Dict[Text, Text] = {
             "handoff_outcome": str(body.get("outcome") or "continue"),
             "handoff_agent": str(body.get("agent_name") or body.get("agent") or "our team"),

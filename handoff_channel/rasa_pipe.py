@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Mapping, Optional
+from typing import Any, Awaitable, Callable, Mapping, Optional
 
 import aiohttp
 
@@ -170,7 +170,9 @@ class RasaPipe:
             if self._workers.get(conversation_id) is asyncio.current_task():
                 del self._workers[conversation_id]
 
-    async def _with_retry(self, what: str, call: Any, items: list[OutboxItem]) -> Optional[dict[str, Any]]:
+    async def _with_retry(
+        self, what: str, call: Callable[[int], Awaitable[dict[str, Any]]], items: list[OutboxItem]
+    ) -> Optional[dict[str, Any]]:
         delay = 0.1
         attempt = 0
         while True:

@@ -10,7 +10,13 @@ import logging
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .bus import EventBus
-from .errors import Forbidden, InvalidPayload, InvalidTransition, MessageTooLong, NotAssignee
+from .errors import (
+    Forbidden,
+    InvalidPayload,
+    InvalidTransition,
+    MessageTooLong,
+    NotAssignee,
+)
 from .models import (
     Agent,
     Conversation,
@@ -18,8 +24,8 @@ from .models import (
     Handoff,
     Message,
     Move,
-    Outcome,
     OutboxKind,
+    Outcome,
     Role,
     Status,
 )

@@ -24,6 +24,10 @@ fi
 # when missing; a service that cannot be started fails the run).
 eval "$(scripts/services.sh)"
 
+printf '\n==> Lint and types (make check)\n'
+.venv/bin/ruff check handoff_channel tests bot/actions
+.venv/bin/mypy handoff_channel
+
 printf '\n==> Running the tests (the first run trains a small model, ~1 min)\n'
 set +e
 .venv/bin/python -m pytest "$@"

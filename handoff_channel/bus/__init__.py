@@ -8,7 +8,9 @@ def create_bus(url: str) -> EventBus:
     if url.startswith("memory:"):
         return MemoryEventBus()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from .redis import RedisEventBus  # imported lazily: the embedded mode never needs redis
+        from .redis import (
+            RedisEventBus,  # imported lazily: the embedded mode never needs redis
+        )
 
         return RedisEventBus(url)
     raise ValueError(f"Unsupported bus URL {url!r}: use memory:// or redis://host:port/db")

@@ -79,7 +79,6 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
     app.ctx.service = service
     app.ctx.pipe = pipe
 
-    @app.listener("before_server_start")
     async def start(app: Sanic, _loop: Any) -> None:
         await store.open()
         await bus.open()
@@ -87,12 +86,14 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
         await pipe.start()
         log.info("gateway ready: store %s, bus %s, rasa %s", settings.db_url, settings.bus_url, settings.rasa_url)
 
-    @app.listener("after_server_stop")
     async def stop(app: Sanic, _loop: Any) -> None:
         await pipe.close()
         await visitors.close()
         await bus.close()
         await store.close()
+
+    app.register_listener(start, "before_server_start")
+    app.register_listener(stop, "after_server_stop")
 
     ui = settings.ui_dir
 

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import logging
+import re
 from typing import Any, Awaitable, Callable, Optional
 
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from .. import auth
-from ..errors import HandoffError, InvalidJson, InvalidPayload, PayloadTooLarge, Unauthorized
+from ..bus import RESYNC, EventBus
+from ..errors import (
+    HandoffError,
+    InvalidJson,
+    InvalidPayload,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from ..models import Agent, Availability, Event, now
 from ..service import HandoffService
 from ..settings import Settings
 from ..store import ConversationStore
-from ..bus import RESYNC, EventBus
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Mapping, Optional
 
 import aiohttp
 
-from ..errors import BackendUnavailable, HandoffError, InvalidTransition
+from ..errors import BackendUnavailable, InvalidTransition
 from ..models import Handoff, Message, OutboxKind, Role, Status, now
 from ..rasa_pipe import RasaClient, RasaRejected
 from ..service import HandoffService

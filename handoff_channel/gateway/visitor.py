@@ -10,7 +10,7 @@ import asyncio
 import logging
 import re
 import uuid
-from typing import Any, Optional
+from typing import Any
 
 import socketio
 

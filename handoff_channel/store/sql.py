@@ -11,18 +11,17 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.exc import IntegrityError, OperationalError, DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..errors import (
     AlreadyAssigned,
     BackendUnavailable,
-    ConversationNotFound,
     Conflict,
+    ConversationNotFound,
     InvalidTransition,
     NotAssignee,
     NotFound,

@@ -17,7 +17,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from handoff_channel.errors import AlreadyAssigned, BackendUnavailable, InvalidTransition
+from handoff_channel.errors import (
+    AlreadyAssigned,
+    BackendUnavailable,
+    InvalidTransition,
+)
 from handoff_channel.models import Handoff, Move, OutboxKind, Role, Status
 from handoff_channel.store import SqlConversationStore
 from handoff_channel.store.migrate import VERSION_TABLE, current_revision, head_revision

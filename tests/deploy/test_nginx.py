@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pytest
 
-from .compose import DEPLOY, REPO
+from .compose import DEPLOY
 
 NATIVE_SCRIPT = DEPLOY / "nginx-native.sh"
 COMPOSE_HOSTS = re.compile(r"\b(gateway-[12]|rasa-[12])(?=:\d+)")

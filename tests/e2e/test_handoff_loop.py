@@ -4,7 +4,6 @@ action server), and an agent on the inbox API with SSE."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
