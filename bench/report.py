@@ -1,0 +1,420 @@
+"""Turns the raw results of ``make bench`` into the table it prints and into docs/benchmarks.md
+with its plots (docs/bench/*.png). Runs in the bench venv (matplotlib).
+
+    python bench/report.py RESULTS.json [--md docs/benchmarks.md] [--png-dir docs/bench]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def f(x: Any, nd: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, (int, float)):
+        return f"{x:.{nd}f}" if abs(x) < 1000 else f"{x:,.0f}"
+    return str(x)
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def verdict(r: Optional[float], limit: float) -> str:
+    if r is None:
+        return "n/a"
+    return "**pass**" if r <= limit else "**FAIL**"
+
+
+def worst_p99(fwd: dict[str, Any]) -> Optional[float]:
+    vals = [fwd[d].get("p99") for d in ("v2a", "a2v") if fwd.get(d, {}).get("n")]
+    return max(vals) if vals else None
+
+
+def errors(level: dict[str, Any]) -> int:
+    """Refused or timed-out acks and HTTP calls, dropped sockets and SSE streams."""
+    n = sum(level.get("v2a", {}).get("errors", {}).values()) + sum(level.get("a2v", {}).get("errors", {}).values())
+    n += sum(level.get("ack", {}).get("errors", {}).values())
+    return n + level.get("dropped_visitors", 0) + level.get("sse_stream_errors", 0)
+
+
+def lost(level: dict[str, Any]) -> int:
+    """Messages never seen at the other end (after the 30 s deadline and 30 s more)."""
+    return level.get("lost_v2a", 0) + level.get("lost_a2v", 0)
+
+
+def late(level: dict[str, Any]) -> int:
+    """Messages seen only after the 30 s deadline."""
+    return level.get("timeouts_v2a", 0) + level.get("timeouts_a2v", 0) - lost(level)
+
+
+def problems(level: dict[str, Any]) -> int:
+    return errors(level) + lost(level) + late(level)
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
+    floor, prod = res["floor"], res["product"]
+    levels = [int(n) for n in prod["levels"]]
+    rows = []
+    n500 = 500 if 500 in levels else max(levels)
+    lvl, flv = prod["levels"][str(n500)], floor["levels"][str(n500)]
+    ours, ref = worst_p99(lvl), flv["echo"].get("p99")
+    r = ratio(ours, ref)
+    rows.append({"target": f"Forwarding p99 at {n500} conversations ≤ 2× floor echo p99",
+                 "measured": f"{f(ours)} ms (worst direction) vs floor {f(ref)} ms", "ratio": r, "limit": 2.0,
+                 "verdict": verdict(r, 2.0)})
+    mixed, fmixed = prod["mixed"]["forwarding"], floor["mixed"]["echo"]
+    ours, ref = worst_p99(mixed), fmixed.get("p99")
+    if not mixed.get("a2v", {}).get("n") or not mixed.get("v2a", {}).get("n"):
+        ours = None
+    r = ratio(ours, ref)
+    m = prod["plan"]["mixed"]
+    rows.append({"target": f"Forwarding p99 with {m['bot']} bot visitors busy next to {m['human']} human-owned ≤ 2× floor",
+                 "measured": f"{f(ours)} ms vs floor {f(ref)} ms (same mix on the floor server)", "ratio": r,
+                 "limit": 2.0, "verdict": verdict(r, 2.0)})
+    bt = prod["bot_turns"]
+    r = ratio(bt["ours"].get("p50"), bt["stock"].get("p50"))
+    rows.append({"target": "Bot-turn median through our channel ≤ 1.05× stock socket.io channel",
+                 "measured": f"{f(bt['ours'].get('p50'))} ms vs stock {f(bt['stock'].get('p50'))} ms", "ratio": r,
+                 "limit": 1.05, "verdict": verdict(r, 1.05)})
+    h = prod["handoff"]["idle"]["action_end_to_sse"]
+    p95 = h.get("p95")
+    rows.append({"target": "Hand-off visible to agents ≤ 50 ms p95 after the action completes",
+                 "measured": f"p95 {f(p95)} ms (p50 {f(h.get('p50'))}, n={h.get('n', 0)})",
+                 "ratio": ratio(p95, 50.0), "limit": 1.0, "verdict": verdict(ratio(p95, 50.0), 1.0)})
+    top = max(levels)
+    bad = problems(prod["levels"][str(top)])
+    lv = prod["levels"][str(top)]
+    errs = {**lv["v2a"]["errors"], **{f"reply {k}": v for k, v in lv["a2v"]["errors"].items()}}
+    rows.append({"target": f"No error and no lost message at {top} concurrent conversations",
+                 "measured": f"{errors(lv)} errors {errs or ''}, {lost(lv)} lost, {late(lv)} later than 30 s "
+                             f"({lv['rounds']} rounds)",
+                 "ratio": None, "limit": None,
+                 "verdict": "**pass**" if bad == 0 and top >= 1000 else ("**FAIL**" if bad else "n/a (quick run)")})
+    rows.append({"target": "Scale-out: the forwarding numbers with two gateway instances and Redis",
+                 "measured": "not measured: needs production mode (Redis bus, shared store), not built yet",
+                 "ratio": None, "limit": None, "verdict": "pending"})
+    return rows
+
+
+def plots(res: dict[str, Any], png_dir: Path) -> list[str]:
+    png_dir.mkdir(parents=True, exist_ok=True)
+    floor, prod = res["floor"], res["product"]
+    names = []
+    levels = sorted(int(n) for n in prod["levels"])
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    series = [
+        ("visitor → agent SSE (ours)", [prod["levels"][str(n)]["v2a"] for n in levels], "C0", "-"),
+        ("agent → visitor (ours)", [prod["levels"][str(n)]["a2v"] for n in levels], "C1", "-"),
+        ("floor echo", [floor["levels"][str(n)]["echo"] for n in levels], "k", "--"),
+        ("floor relay visitor → SSE", [floor["levels"][str(n)]["relay"]["v2a"] for n in levels], "0.5", ":"),
+    ]
+    for label, data, color, style in series:
+        ax.plot(levels, [d.get("p99") for d in data], style, color=color, marker="o", label=f"{label} p99")
+        ax.plot(levels, [d.get("p50") for d in data], style, color=color, marker=".", alpha=0.45, label=f"{label} p50")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent conversations in handoff")
+    ax.set_ylabel("latency, ms (log)")
+    ax.set_title("Forwarding latency vs the floor")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(png_dir / "forwarding.png", dpi=110)
+    plt.close(fig)
+    names.append("forwarding.png")
+
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for label, data, color in (("our channel", prod["bot_turns"]["ours"], "C0"),
+                               ("stock socket.io channel", prod["bot_turns"]["stock"], "C3"),
+                               ("ours, mixed load", prod["mixed"]["bot_turns"], "C2")):
+        xs = sorted(data.get("samples", []))
+        if xs:
+            ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))], color=color, label=f"{label} (n={len(xs)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("user_uttered → first bot_uttered, ms (log)")
+    ax.set_ylabel("fraction of turns")
+    ax.set_title("Bot turns: our channel vs Rasa's stock socket.io channel (same model, same run)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_dir / "bot_turns.png", dpi=110)
+    plt.close(fig)
+    names.append("bot_turns.png")
+
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    mixed = prod["mixed"]["forwarding"]
+    for label, data, color in (("visitor → agent (ours, mixed)", mixed["v2a"], "C0"),
+                               ("agent → visitor (ours, mixed)", mixed["a2v"], "C1"),
+                               ("floor echo (same mix)", floor["mixed"]["echo"], "k"),
+                               ("floor relay (same mix)", floor["mixed"]["relay"]["v2a"], "0.5")):
+        xs = sorted(data.get("samples", []))
+        if xs:
+            ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))], color=color, label=f"{label} (n={len(xs)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, ms (log)")
+    ax.set_ylabel("fraction of messages")
+    m = prod["plan"]["mixed"]
+    ax.set_title(f"Forwarding while {m['bot']} visitors talk to the bot")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_dir / "mixed.png", dpi=110)
+    plt.close(fig)
+    names.append("mixed.png")
+    return names
+
+
+def lat(d: dict[str, Any]) -> list[str]:
+    return [f(d.get("p50")), f(d.get("p95")), f(d.get("p99"))]
+
+
+def render(res: dict[str, Any], png_names: list[str], png_rel: str) -> tuple[str, str]:
+    floor, prod = res["floor"], res["product"]
+    mach, ver = res["machine"], res["versions"]
+    levels = sorted(int(n) for n in prod["levels"])
+    tg = targets(res)
+    tgt_rows = [[t["target"], t["measured"], f(t["ratio"], 2) + ("×" if t["ratio"] is not None else ""), t["verdict"]]
+                for t in tg]
+    targets_md = md_table(["target", "measured", "ratio", "verdict"], tgt_rows)
+
+    fwd_rows = []
+    for n in levels:
+        lv, fl = prod["levels"][str(n)], floor["levels"][str(n)]
+        fwd_rows.append([str(n), f"{lv['think_s']:g}", *lat(lv["v2a"]), *lat(lv["a2v"]), *lat(fl["echo"]),
+                         f(fl["relay"]["v2a"].get("p99")), f(ratio(worst_p99(lv), fl["echo"].get("p99")), 1) + "×",
+                         str(lv["rounds"]), f"{errors(lv)} / {lost(lv)} / {late(lv)}",
+                         f(1000 * lv.get("gateway_cpu_s", 0) / max(1, 2 * lv["rounds"]), 2)])
+    fwd_md = md_table(["N", "think s", "v→a p50", "p95", "p99", "a→v p50", "p95", "p99", "floor echo p50", "p95", "p99",
+                       "floor relay v→a p99", "worst p99 / floor p99", "rounds", "errors / lost / late", "gateway CPU ms/msg"],
+                      fwd_rows)
+
+    bt = prod["bot_turns"]
+    bot_md = md_table(["channel", "n", "p50", "p95", "p99", "missing replies"],
+                      [["ours (gateway → HandoffInput)", str(bt["ours"]["n"]), *lat(bt["ours"]), str(bt["ours"]["missing"])],
+                       ["stock socket.io (python-socketio 5.9.0)", str(bt["stock"]["n"]), *lat(bt["stock"]),
+                        str(bt["stock"]["missing"])]])
+
+    h = prod["handoff"]
+    ho_rows = []
+    for name, part in (("one at a time (at rest)", h["idle"]), (f"ramp, {h['ramp'].get('parallel')} in parallel", h["ramp"])):
+        if not part.get("conversations"):
+            continue
+        for key, label in (("action_end_to_sse", "action's end (Rasa's `pause` event timestamp) → agent SSE"),
+                           ("visitor_connecting_to_sse", "visitor sees \"Connecting you…\" → agent SSE"),
+                           ("visitor_emit_to_sse", "visitor sends \"I want to talk to a human\" → agent SSE")):
+            d = part[key]
+            ho_rows.append([name, label, str(d.get("n", 0)), *lat(d)])
+    ho_md = md_table(["hand-offs", "from → to", "n", "p50", "p95", "p99"], ho_rows)
+
+    mem, fmem = prod["memory"], floor["memory"]
+    mem_md = md_table(["", "gateway", "floor"], [
+        ["RSS before visitors, MB", f(mem["rss_before_mb"]), f(fmem["rss_before_mb"])],
+        [f"per idle visitor connection ({mem['idle_connections']} connected), KB",
+         f(mem["kb_per_idle_connection"]), f(fmem["kb_per_idle_connection"])],
+        [f"per conversation in handoff ({mem.get('handoff_conversations')} connected, claimed, after the load), KB",
+         f(mem.get("kb_per_handoff_conversation")), "–"],
+        ["RSS with them, MB", f(mem.get("rss_handoff_mb")), "–"],
+    ])
+
+    mx, fmx = prod["mixed"], floor["mixed"]
+    mixed_md = md_table(["stream", "n", "p50", "p95", "p99", "errors+lost+late"], [
+        ["ours: visitor → agent SSE", str(mx["forwarding"]["v2a"].get("n", 0)), *lat(mx["forwarding"]["v2a"]),
+         str(problems(mx["forwarding"]))],
+        ["ours: agent → visitor", str(mx["forwarding"]["a2v"].get("n", 0)), *lat(mx["forwarding"]["a2v"]), ""],
+        ["ours: bot turns of the bot-owned visitors", str(mx["bot_turns"].get("n", 0)), *lat(mx["bot_turns"]),
+         str(mx["bot_turns"].get("missing", 0))],
+        ["floor: echo (the bot-owned visitors' stand-in)", str(fmx["echo"].get("n", 0)), *lat(fmx["echo"]),
+         str(fmx["echo"].get("lost", 0))],
+        ["floor: relay visitor → SSE", str(fmx["relay"]["v2a"].get("n", 0)), *lat(fmx["relay"]["v2a"]), ""],
+    ])
+
+    prof = prod.get("profile") or {}
+    if prof.get("threads_pct_of_time"):
+        prof_md = (f"py-spy sampled the gateway for {prof['seconds']} s at {prof['rate']} Hz while the N={prof['level']} "
+                   f"load ran again (a separate run, so sampling does not touch the numbers above; v→a p99 then "
+                   f"{f(prof.get('v2a', {}).get('p99'))} ms, a→v p99 {f(prof.get('a2v', {}).get('p99'))} ms). CPU per thread "
+                   f"(from /proc, % of one core):\n\n"
+                   + md_table(["thread", "CPU, % of a core"], [[t, f(p)] for t, p in prof.get("thread_cpu_pct_of_core", [])])
+                   + "\n\nShare of samples per thread (\"waiting\": the store worker waiting for a job, or the event "
+                     "loop inside uvloop, which is either idle or doing socket I/O):\n\n"
+                   + md_table(["thread", "% of samples"], [[t, f(p)] for t, p in prof["threads_pct_of_time"]])
+                   + "\n\nInnermost `handoff_channel` frame on the stack:\n\n"
+                   + md_table(["thread · frame", "% of samples"], [[t.replace("|", "·"), f(p)] for t, p in prof["own_frames_pct"]])
+                   + "\n\nInnermost frame (any code):\n\n"
+                   + md_table(["thread · frame", "% of samples"], [[t.replace("|", "·"), f(p)] for t, p in prof["leaf_frames_pct"]]))
+    else:
+        prof_md = f"Not profiled ({prof.get('skipped', 'no profile in this run')})."
+
+    srv = ver["server (project venv)"]
+    cli = ver["client (bench venv)"]
+    stock = ver["stock channel overlay"]
+    p = prod["plan"]
+    quick_note = ("\n> **This is a `--quick` smoke run**: a few seconds per measurement and small N. Its numbers "
+                  "show that the harness works, not how fast the product is.\n" if res.get("quick") else "")
+
+    md = f"""# Benchmarks
+
+Generated by `make bench` (`scripts/bench.sh`; `scripts/bench.sh --quick` is a smoke version for CI).
+Do not edit by hand: run it again. Raw numbers of this run: `{res.get('results_path', '')}`.
+{quick_note}
+## Targets
+
+{targets_md}
+
+## Machine and versions
+
+* {mach['cores']} cores ({mach['cpu']}), {mach['ram_gb']} GB RAM, Linux {mach['kernel']}, Python {mach['python']}.
+  Load average at start {', '.join(f'{x:.2f}' for x in mach['loadavg_start'])}, at end
+  {', '.join(f'{x:.2f}' for x in mach.get('loadavg_end', []))}: the machine is shared, and the client, the
+  gateway, Rasa and the action server share its cores. Ratios measured in one run are what to compare.
+* Product at commit {mach['commit']}; model trained with `{res['model']['config']}`; run took {res.get('elapsed_s', 0) // 60} min {res.get('elapsed_s', 0) % 60} s on {mach['date']}.
+* Servers (project venv): rasa {srv.get('rasa')}, rasa-sdk {srv.get('rasa-sdk')}, sanic {srv.get('sanic')},
+  python-socketio {srv.get('python-socketio')}, python-engineio {srv.get('python-engineio')}, aiohttp {srv.get('aiohttp')},
+  SQLAlchemy {srv.get('SQLAlchemy')}, uvloop {srv.get('uvloop')}, tensorflow {srv.get('tensorflow')}.
+* Stock channel: the same `rasa run`, with `bench/stock-credentials.yml` (socketio, session persistence on) and
+  {', '.join(f'{k} {v}' for k, v in sorted(stock.items()))} put first on its PYTHONPATH (Rasa 3.6 calls
+  `AsyncServer.enter_room` without `await`; with python-socketio ≥ 5.10 no reply would reach the visitor).
+* Client (`.cache/bench/venv`): python-socketio {cli.get('python-socketio')}, python-engineio {cli.get('python-engineio')},
+  aiohttp {cli.get('aiohttp')} (websocket transport, like a browser), uvloop {cli.get('uvloop')}, matplotlib {cli.get('matplotlib')}.
+* Gateway store: SQLite (the default `HANDOFF_DB_URL`), bus `memory://`; Rasa tracker store: SQL on SQLite
+  (`bot/endpoints.yml`), as `make run` runs them.
+
+## What is measured, and how
+
+Everything runs on 127.0.0.1. One client process (bench/client.py) plays every visitor (python-socketio,
+websocket transport, the rasa-webchat events) and every agent (inbox API + SSE); it takes both ends of a
+latency with the same clock. Percentiles are nearest-rank.
+
+1. **Floor** (`bench/floor_server.py`): the gateway's stack (Sanic 21.12, python-socketio, `async_mode="sanic"`,
+   same ping settings) with nothing in between: *echo* sends a visitor's `user_uttered` straight back as
+   `bot_uttered` (the issue's floor); *relay* pushes it to every SSE stream, and an agent's
+   `POST /api/conversations/<id>/messages` straight to the visitor's room: the gateway's two forwarding paths
+   without store, auth, or Rasa. Same client code, same pacing, same N as the product.
+2. **Bot turns**: `user_uttered` → first `bot_uttered`, {p['bot_reps']} conversations of 10 turns per channel,
+   alternating ours/stock, one at a time, FAQ texts answered by a template (no custom action). A new
+   conversation every 10 turns keeps the tracker length the same for both.
+3. **Forwarding**: N conversations are put into handoff for real (the visitor says "I want to talk to a human",
+   `action_handoff` runs, an agent claims it). Then each conversation, paced (first message at a random time
+   within the think time, then think × uniform(0.5, 1.5)): the visitor emits `user_uttered` (latency *v→a*
+   ends when the owning agent's SSE stream delivers the `message_created` event), and at once the agent
+   POSTs a reply (latency *a→v* ends when the visitor's socket delivers the `bot_uttered`). {p['agents']} agents
+   are logged in, each with an SSE stream; every stream receives every event (the inbox lists every
+   conversation), conversations are claimed round-robin. Think time: {', '.join(f'{t:g} s at N={n}' for n, t in sorted((int(k), v) for k, v in p['thinks'].items()))}
+   (a person types a line every ~10 s; the short think times at small N only collect enough samples).
+   Between levels the harness waits until Rasa has drained the logged human stretch.
+4. **Hand-off latency**: the *action's end* is the timestamp of the `pause` event that `action_handoff`
+   returns, as Rasa writes it into the tracker (SQL tracker store): Rasa stamps the action's events with
+   `time.time()` when it applies them, right after the action server answered
+   (`MessageProcessor._log_action_on_tracker`). The end is the agent's SSE stream delivering the
+   `conversation_updated` event with status `queued` (`time.time()` in the client, same machine). That
+   covers Rasa finishing the turn and saving the tracker, the HTTP answer to the gateway, storing the bot's
+   message and the handoff, and the SSE push. Measured on the first {p['handoff_idle']} hand-offs one at a time;
+   the ramp to larger N runs {h['ramp'].get('parallel')} at a time. The table also gives the same end from the visitor's receipt of
+   "Connecting you…" (which the action utters) and from the visitor's request.
+5. **Memory**: gateway VmRSS before any visitor, with {mem['idle_connections']} idle visitors connected (socket + `session_request`),
+   and after the largest level with every conversation connected, claimed and talked in (per conversation:
+   (RSS then − RSS before) / N).
+6. **Mixed load**: {p['mixed']['bot']} bot-owned visitors talk to the bot (think {p['mixed']['think']:g} s, a new conversation every
+   10 turns) while {p['mixed']['human']} human-owned conversations forward as in 3, for {p['mixed']['duration']} s; the floor runs
+   the same shape ({p['mixed']['bot']} echo visitors next to {p['mixed']['human']} relayed conversations).
+
+## Forwarding
+
+![forwarding](bench/{png_names[0]})
+
+{fwd_md}
+
+v→a: visitor `user_uttered` → the owning agent's SSE event; a→v: agent POST → visitor `bot_uttered`. *Errors*:
+refused or timed-out (30 s) acks and HTTP calls, dropped sockets and SSE streams; *lost*: never seen at the other
+end, even 30 s after the deadline; *late*: seen, but more than 30 s after it was sent (not in the percentiles).
+Gateway CPU per message = its CPU time over the level / (2 × rounds).
+
+## Bot turns
+
+![bot turns](bench/{png_names[1]})
+
+{bot_md}
+
+## Hand-off latency
+
+{ho_md}
+
+## Memory
+
+{mem_md}
+
+## Mixed load
+
+![mixed](bench/{png_names[2]})
+
+{mixed_md}
+
+## Where the gateway's time goes
+
+{prof_md}
+
+## Scale-out
+
+Two gateway instances behind one Redis bus and a shared store: **not measured yet**. It needs the production
+mode (Redis bus, PostgreSQL store), which is not built; the row stays in the targets table as *pending*.
+"""
+
+    # The console table: the targets, then forwarding at a glance.
+    lines = ["", "Targets"]
+    w = max(len(t["target"]) for t in tg)
+    for t in tg:
+        lines.append(f"  {t['target']:<{w}}  {t['verdict'].replace('*', ''):<8} {f(t['ratio'], 2) + 'x' if t['ratio'] is not None else '':>7}  {t['measured']}")
+    lines += ["", "Forwarding (ms)      v->a p50   p99 | a->v p50   p99 | floor echo p50   p99 | errors/lost/late"]
+    for n in levels:
+        lv, fl = prod["levels"][str(n)], floor["levels"][str(n)]
+        lines.append(f"  N={n:<5}          {f(lv['v2a'].get('p50')):>8} {f(lv['v2a'].get('p99')):>5} | "
+                     f"{f(lv['a2v'].get('p50')):>8} {f(lv['a2v'].get('p99')):>5} | "
+                     f"{f(fl['echo'].get('p50')):>14} {f(fl['echo'].get('p99')):>5} | {errors(lv)}/{lost(lv)}/{late(lv)}")
+    lines.append(f"  bot turns p50: ours {f(bt['ours'].get('p50'))} ms, stock {f(bt['stock'].get('p50'))} ms;"
+                 f" hand-off action end -> SSE p95 {f(h['idle']['action_end_to_sse'].get('p95'))} ms;"
+                 f" gateway {f(mem['kb_per_idle_connection'])} KB/idle connection,"
+                 f" {f(mem.get('kb_per_handoff_conversation'))} KB/handoff conversation")
+    return md, "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
+    ap.add_argument("--png-dir", type=Path, default=REPO / "docs" / "bench")
+    args = ap.parse_args()
+    res = json.loads(args.results.read_text())
+    try:
+        res["results_path"] = str(args.results.resolve().relative_to(REPO))
+    except ValueError:
+        res["results_path"] = str(args.results)
+    names = plots(res, args.png_dir)
+    md, console = render(res, names, "bench")
+    args.md.write_text(md)
+    print(console)
+    print(f"\nwrote {args.md} and {', '.join(str(args.png_dir / n) for n in names)}")
+
+
+if __name__ == "__main__":
+    main()

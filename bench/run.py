@@ -1,0 +1,250 @@
+"""``make bench`` (scripts/bench.sh runs this with the project venv): starts the servers, runs the
+load client (bench/client.py, in the bench venv) against them, stops every process it started,
+and hands the numbers to bench/report.py for the table and docs/benchmarks.md.
+
+Order (one run, so every comparison is made on the same machine at the same time):
+  1. the floor: bench/floor_server.py (Sanic + python-socketio, nothing stored), echo and relay;
+  2. the product: action server + ``rasa run`` with our channel + the gateway (devstack.Stack),
+     and next to it a second ``rasa run`` with Rasa's stock socket.io channel on the same model
+     (python-socketio 5.9.0 overlaid on PYTHONPATH so its replies are delivered);
+  3. the report.
+
+Everything listens on 127.0.0.1 on free ports; every process is started in its own process group
+and stopped by that group's id."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional
+
+from handoff_channel.devstack import BOT_DIR, VENV_BIN, Stack, train
+from handoff_channel.settings import REPO_ROOT
+
+BENCH_DIR = REPO_ROOT / "bench"
+CACHE = REPO_ROOT / ".cache" / "bench"
+AGENT_PASSWORD = "bench-" + secrets.token_hex(6)
+
+
+def say(msg: str) -> None:
+    print(f"==> {msg}", flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float, proc: Optional[subprocess.Popen[bytes]] = None, what: str = "") -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what or url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{what or url} not ready after {timeout:.0f} s")
+
+
+def stop_group(proc: Optional[subprocess.Popen[bytes]]) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "handoff_channel", "bot"], cwd=REPO_ROOT,
+                                    capture_output=True, text=True).stdout.strip())
+    except OSError:
+        commit, dirty = "", False
+    return {
+        "cores": os.cpu_count(), "ram_gb": round(mem_kb / 1024 / 1024, 1), "cpu": model,
+        "kernel": platform.release(), "python": platform.python_version(),
+        "commit": commit + (" (+ uncommitted changes in handoff_channel/ or bot/)" if dirty else ""),
+        "loadavg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def versions(client_python: str, overlay: Path) -> dict[str, Any]:
+    server = {}
+    for dist in ("rasa", "rasa-sdk", "sanic", "python-socketio", "python-engineio", "aiohttp", "SQLAlchemy",
+                 "uvloop", "tensorflow"):
+        try:
+            server[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            server[dist] = None
+    code = ("import json,importlib.metadata as m;print(json.dumps({d: m.version(d) for d in "
+            "('python-socketio','python-engineio','aiohttp','matplotlib','uvloop')}))")
+    client = json.loads(subprocess.run([client_python, "-c", code], capture_output=True, text=True, check=True).stdout)
+    stock = {}
+    for d in overlay.glob("*.dist-info"):
+        name, ver = d.name[: -len(".dist-info")].rsplit("-", 1)
+        stock[name] = ver
+    return {"server (project venv)": server, "client (bench venv)": client, "stock channel overlay": stock}
+
+
+def run_client(client_python: str, mode: str, out: Path, timeout: float, **kw: Any) -> dict[str, Any]:
+    cmd = [client_python, str(BENCH_DIR / "client.py"), mode, "--out", str(out)]
+    for k, v in kw.items():
+        if v is True:
+            cmd.append(f"--{k.replace('_', '-')}")
+        elif v not in (None, False):
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True)
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        raise RuntimeError(f"the {mode} client did not finish within {timeout:.0f} s")
+    except BaseException:
+        stop_group(proc)
+        raise
+    if rc != 0:
+        raise RuntimeError(f"the {mode} client failed (exit {rc})")
+    return json.loads(out.read_text())
+
+
+def floor_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    port = free_port()
+    log = open(work / "floor.log", "ab")
+    proc = subprocess.Popen([str(VENV_BIN / "python"), str(BENCH_DIR / "floor_server.py"), str(port)],
+                            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", 30, proc, "the floor server")
+        say(f"floor: bare Sanic + python-socketio server on port {port} (pid {proc.pid})")
+        return run_client(args.client_python, "floor", work / "floor.json", 600 if not args.quick else 120,
+                          url=f"http://127.0.0.1:{port}", pid=proc.pid, quick=args.quick)
+    finally:
+        stop_group(proc)
+        log.close()
+
+
+def start_stock_rasa(stack: Stack, model: Path, port: int, overlay: Path, work: Path) -> subprocess.Popen[bytes]:
+    env = stack.env()
+    env["PYTHONPATH"] = os.pathsep.join([str(overlay), env.get("PYTHONPATH", "")])
+    env["HANDOFF_TRACKER_DB"] = str(work / "stock-tracker.db")
+    log = open(work / "stock-rasa.log", "ab")
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "rasa"), "run", "-i", "127.0.0.1", "-p", str(port), "-m", str(model),
+         "--credentials", str(BENCH_DIR / "stock-credentials.yml"), "--endpoints", "endpoints.yml"],
+        cwd=BOT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    return proc
+
+
+def product_phase(args: argparse.Namespace, work: Path, model: Path) -> dict[str, Any]:
+    extra = dict(kv.split("=", 1) for kv in args.stack_env)
+    stack = Stack(model=model, run_dir=work / "stack", gateway_port=free_port(), rasa_port=free_port(),
+                  actions_port=free_port(), token="bench-" + secrets.token_hex(16), extra_env=extra)
+    agents = 2 if args.quick else 10
+    for i in range(agents):
+        stack.create_agent(f"bench{i}", f"Agent {i}", AGENT_PASSWORD)
+    stock: Optional[subprocess.Popen[bytes]] = None
+    stock_port = free_port()
+    try:
+        stack.start()
+        stock = start_stock_rasa(stack, model, stock_port, args.overlay, work)
+        say("starting the action server, rasa run (our channel), the gateway, and rasa run (stock socket.io)")
+        stack.wait_ready(timeout=300)
+        wait_http(f"http://127.0.0.1:{stock_port}/webhooks/socketio/", 300, stock, "the stock Rasa")
+        pids = {name: p.pid for name, p in stack.procs.items()}
+        say(f"ready: gateway pid {pids['gateway']}, rasa pid {pids['rasa']}, stock rasa pid {stock.pid}")
+        return run_client(
+            args.client_python, "product", work / "product.json", 1800 if not args.quick else 240,
+            url=stack.gateway_url, pid=pids["gateway"], rasa_pid=pids["rasa"],
+            stock_url=f"http://127.0.0.1:{stock_port}", tracker_db=stack.tracker_db, password=AGENT_PASSWORD,
+            quick=args.quick,
+        )
+    finally:
+        stop_group(stock)
+        stack.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="bench.run")
+    ap.add_argument("--quick", action="store_true", help="a tiny smoke run (CI): a few seconds per measurement")
+    ap.add_argument("--client-python", default=str(CACHE / "venv" / "bin" / "python"))
+    ap.add_argument("--overlay", type=Path, default=CACHE / "sio59")
+    ap.add_argument("--results", type=Path, help="where to write the raw JSON (default .cache/bench/...)")
+    ap.add_argument("--stack-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the product's processes, e.g. HANDOFF_DB_URL=postgresql://...")
+    args = ap.parse_args()
+    # Absolute: the servers run in bot/, the client in the repository root.
+    args.overlay = args.overlay.resolve()
+    args.client_python = str(Path(args.client_python).absolute())
+
+    started = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    work = CACHE / f"run-{stamp}{'-quick' if args.quick else ''}"
+    work.mkdir(parents=True, exist_ok=True)
+    for old in sorted(CACHE.glob("run-*"))[:-3]:  # servers' logs and databases of older runs
+        shutil.rmtree(old, ignore_errors=True)
+    results: dict[str, Any] = {"quick": args.quick, "machine": machine(), "stack_env": args.stack_env,
+                               "versions": versions(args.client_python, args.overlay)}
+
+    # SIGTERM (e.g. a CI timeout) unwinds like Ctrl+C, so the finally blocks stop every server.
+    def interrupted(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+    config, name = ("config.fast.yml", "bench-fast") if args.quick else ("config.yml", "bench")
+    say(f"training the bot with bot/{config} (Rasa caches it; the first production training takes minutes)")
+    model = train(config, name, out=CACHE / "models", quiet=True)
+    results["model"] = {"config": f"bot/{config}", "path": str(model.relative_to(REPO_ROOT))}
+
+    say("phase 1/2: the floor")
+    results["floor"] = floor_phase(args, work)
+    say("phase 2/2: the product and the stock channel")
+    results["product"] = product_phase(args, work, model)
+    results["machine"]["loadavg_end"] = os.getloadavg()
+    results["elapsed_s"] = round(time.time() - started)
+    out = args.results or (work / "results.json")
+    out.write_text(json.dumps(results, indent=1))
+    say(f"raw results: {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("interrupted; every server was stopped", file=sys.stderr)
+        raise SystemExit(130)
