@@ -17,6 +17,7 @@ def _env(name: str, default: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     db_url: str = f"sqlite:///{REPO_ROOT / '.run' / 'handoff.db'}"
+    db_pool_size: int = 8  # PostgreSQL connections per gateway (SQLite: one writer thread)
     bus_url: str = "memory://"
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str = ""
@@ -44,6 +45,7 @@ class Settings:
         origins = _env("HANDOFF_ALLOWED_ORIGINS", "*")
         return cls(
             db_url=_env("HANDOFF_DB_URL", d.db_url),
+            db_pool_size=int(_env("HANDOFF_DB_POOL_SIZE", str(d.db_pool_size))),
             bus_url=_env("HANDOFF_BUS_URL", d.bus_url),
             rasa_url=_env("HANDOFF_RASA_URL", d.rasa_url).rstrip("/"),
             rasa_token=_env("HANDOFF_RASA_TOKEN", d.rasa_token),

@@ -59,7 +59,7 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
     app.config.RESPONSE_TIMEOUT = 3600  # SSE streams stay open
     app.config.KEEP_ALIVE_TIMEOUT = 75
 
-    store = create_store(settings.db_url)
+    store = create_store(settings.db_url, pool_size=settings.db_pool_size)
     bus = create_bus(settings.bus_url)
     service = HandoffService(store, bus, settings)
     rasa = RasaClient(settings)

@@ -4,9 +4,9 @@ from .base import ConversationStore
 from .sql import SqlConversationStore
 
 
-def create_store(url: str) -> ConversationStore:
+def create_store(url: str, *, pool_size: int = 8) -> ConversationStore:
     """``sqlite:///path.db`` (embedded default) or ``postgresql://...`` (production)."""
-    return SqlConversationStore(url)
+    return SqlConversationStore(url, pool_size=pool_size)
 
 
 __all__ = ["ConversationStore", "SqlConversationStore", "create_store"]
