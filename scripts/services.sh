@@ -12,6 +12,8 @@ missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+# tests/deploy validates docker-compose.yml with a real Compose CLI (no engine is needed for that).
+{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   is_root && command -v apt-get >/dev/null || die "install ${missing[*]} (Debian/Ubuntu: sudo apt-get install ${missing[*]})"
   say "Installing ${missing[*]} from Debian"
