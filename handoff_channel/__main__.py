@@ -25,6 +25,17 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
+def _teams(value: str | None) -> list[str] | None:
+    return None if value is None else [t.strip().lower() for t in value.split(",") if t.strip()]
+
+
+def _capacity(value: str) -> int:
+    n = int(value)
+    if not 0 <= n <= 100:
+        raise argparse.ArgumentTypeError("capacity must be 0-100")
+    return n
+
+
 async def _create_agent(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     store = create_store(args.db or settings.db_url)
@@ -36,10 +47,14 @@ async def _create_agent(args: argparse.Namespace) -> int:
                 print(f"error: agent {args.username!r} already exists (use --update to set a new password)", file=sys.stderr)
                 return 1
             await store.set_password(args.username, password_hash)
+            if args.capacity is not None or args.teams is not None:
+                await store.update_agent(args.username, capacity=args.capacity, teams=_teams(args.teams))
             print(f"updated agent {args.username}")
             return 0
         role = "supervisor" if args.supervisor else "agent"
-        await store.create_agent(args.username, args.name or args.username.title(), password_hash, role)
+        capacity = settings.default_capacity if args.capacity is None else args.capacity
+        await store.create_agent(args.username, args.name or args.username.title(), password_hash, role,
+                                 capacity=capacity, teams=_teams(args.teams) or ())
         print(f"created {role} {args.username}")
         return 0
     except (ValueError, HandoffError) as exc:
@@ -75,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--password", help="avoid on shared machines: prefer the prompt or --password-stdin")
     agent.add_argument("--password-stdin", action="store_true")
     agent.add_argument("--update", action="store_true", help="set a new password if the agent exists")
+    agent.add_argument("--capacity", type=_capacity, help="most conversations auto-routing assigns at once (default 5)")
+    agent.add_argument("--teams", help="comma-separated teams, e.g. 'billing,tech'")
     agent.add_argument("--db", help="store URL (default: HANDOFF_DB_URL or the embedded SQLite file)")
     migrate = sub.add_parser("migrate", help="bring the store's schema up to date (the gateway also does it at start)")
     migrate.add_argument("--db", help="store URL (default: HANDOFF_DB_URL or the embedded SQLite file)")

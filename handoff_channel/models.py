@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 JSON = Mapping[str, Any]
 
@@ -48,6 +48,7 @@ class Move(str, enum.Enum):
     HANDED_BACK = "handed_back"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"  # the visitor stopped waiting and went back to the bot
+    TRANSFERRED = "transferred"  # one agent passed the conversation to another
 
 
 # The one table of allowed moves: (from, move) -> to. Anything else is an InvalidTransition.
@@ -61,7 +62,29 @@ TRANSITIONS: dict[tuple[Status, Move], Status] = {
     (Status.QUEUED, Move.RESOLVED): Status.RESOLVED,
     (Status.ASSIGNED, Move.RESOLVED): Status.RESOLVED,
     (Status.QUEUED, Move.CANCELLED): Status.BOT,
+    (Status.ASSIGNED, Move.TRANSFERRED): Status.ASSIGNED,
 }
+
+URGENT = 4  # the highest priority: an urgent conversation alerts every agent
+
+
+def queue_priority(conversation: Conversation, at: float, bump_after_s: float) -> int:
+    """The priority a queued conversation is ordered by: the handoff's priority (the reason's
+    severity, already raised for VIP customers when it was recorded), plus one once it has waited
+    ``bump_after_s`` seconds, capped at ``URGENT``."""
+    base = conversation.handoff.priority if conversation.handoff else 0
+    waited = at - conversation.queued_at if conversation.queued_at is not None else 0.0
+    if conversation.status is Status.QUEUED and bump_after_s > 0 and waited >= bump_after_s:
+        base += 1
+    return min(base, URGENT)
+
+
+def median(values: Sequence[float]) -> Optional[float]:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def sources_of(move: Move) -> frozenset[Status]:
@@ -198,6 +221,7 @@ class Conversation:
             "visitor": self.visitor,
             "reason": self.handoff.reason if self.handoff else None,
             "priority": self.handoff.priority if self.handoff else None,
+            "urgent": bool(self.handoff and self.handoff.priority >= URGENT),
             "team": self.handoff.team if self.handoff else None,
             "headline": (self.handoff.summary.get("headline") if self.handoff else None),
             "assignee": self.assignee,
@@ -266,6 +290,9 @@ class Agent:
     display_name: str
     role: str = "agent"
     availability: Availability = Availability.AVAILABLE
+    capacity: int = 5  # most conversations auto-routing assigns to this agent at once
+    teams: tuple[str, ...] = ()
+    last_seen_at: Optional[float] = None  # last heartbeat from the agent's inbox
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -273,6 +300,9 @@ class Agent:
             "display_name": self.display_name,
             "role": self.role,
             "availability": self.availability.value,
+            "capacity": self.capacity,
+            "teams": list(self.teams),
+            "last_seen_at": self.last_seen_at,
         }
 
 

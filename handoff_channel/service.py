@@ -6,19 +6,24 @@ the humans under the conversation's row lock (see ``ConversationStore.add_messag
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .bus import EventBus
 from .errors import (
+    AlreadyAssigned,
     Forbidden,
     InvalidPayload,
     InvalidTransition,
     MessageTooLong,
     NotAssignee,
+    NotFound,
 )
 from .models import (
+    URGENT,
     Agent,
+    Availability,
     Conversation,
     Event,
     Handoff,
@@ -28,6 +33,9 @@ from .models import (
     Outcome,
     Role,
     Status,
+    median,
+    now,
+    queue_priority,
 )
 from .settings import Settings
 from .store import ConversationStore
@@ -50,11 +58,24 @@ def _route_visitor_turn(conv: Conversation) -> OutboxKind:
     return OutboxKind.LOG if conv.status.human_owned else OutboxKind.TURN
 
 
+def wait_notice(position: int, expected_wait_s: Optional[float]) -> str:
+    """What a visitor who just joined the queue is told. Without recent waits, nothing about time."""
+    text = f"You're number {position} in the queue."
+    if expected_wait_s is not None:
+        minutes = max(1, round(expected_wait_s / 60))
+        text += f" Expected wait: about {minutes} minute{'s' if minutes != 1 else ''}."
+    return text
+
+
 class HandoffService:
-    def __init__(self, store: ConversationStore, bus: EventBus, settings: Settings) -> None:
+    def __init__(
+        self, store: ConversationStore, bus: EventBus, settings: Settings, *, clock: Callable[[], float] = now
+    ) -> None:
         self.store = store
         self.bus = bus
         self.settings = settings
+        self.clock = clock
+        self._last_touch: dict[str, float] = {}  # username -> last heartbeat written to the store
         # Set by the Rasa pipe: wakes the worker of a conversation that has new outbox items.
         self.on_outbox: Callable[[str], None] = lambda _conversation_id: None
 
@@ -123,34 +144,184 @@ class HandoffService:
         await self._publish([await self.store.set_message_meta(message.id, meta)])
 
     async def record_handoff(self, conversation_id: str, handoff: Handoff) -> Conversation:
-        """The bot stepped aside: the conversation joins the human queue."""
+        """The bot stepped aside: the conversation joins the human queue. Its priority is the
+        reason's severity, one higher for a VIP customer (capped at urgent). With auto routing it
+        goes straight to an agent if one is free; otherwise the visitor is told their place in the
+        queue and the expected wait."""
+        current = await self.store.get_conversation(conversation_id)
+        base = handoff.priority
+        if str(current.visitor.get("tier", "")).lower() == "vip":
+            handoff = dataclasses.replace(handoff, priority=min(handoff.priority + 1, URGENT))
         conv, _entry, events = await self.store.transition(
             conversation_id, Move.HANDOFF_REQUESTED, "bot",
-            detail={"reason": handoff.reason, "priority": handoff.priority, "team": handoff.team},
+            detail={"reason": handoff.reason, "priority": handoff.priority, "base_priority": base,
+                    "team": handoff.team},
             handoff=handoff,
         )
         await self._publish(events)
+        await self.route_queue()
+        conv = await self.store.get_conversation(conversation_id)
+        if conv.status is Status.QUEUED:
+            await self._tell_queue_position(conv)
+        return conv
+
+    async def _tell_queue_position(self, conv: Conversation) -> None:
+        queue = await self.conversations("unassigned", None)
+        position = next((i for i, c in enumerate(queue, 1) if c.id == conv.id), len(queue) or 1)
+        expected = median(await self.store.recent_waits(self.settings.wait_samples))
+        _msg, event = await self.store.add_message(
+            conv.id, Role.SYSTEM, wait_notice(position, expected),
+            payload={"handoff": {"status": Status.QUEUED.value, "queue_position": position,
+                                 "expected_wait_s": expected}},
+            route=_route_visitor_turn,
+        )
+        if event is not None:
+            await self._publish([event])
+            self.on_outbox(conv.id)
+
+    def queue_priority(self, conv: Conversation) -> int:
+        return queue_priority(conv, self.clock(), self.settings.priority_wait_s)
+
+    # -- availability, capacity, routing ------------------------------------------------------
+    async def heartbeat(self, agent: Agent, *, force: bool = False) -> None:
+        """The agent's inbox is open. Written at most every few seconds per agent (any
+        authenticated request counts), so busy inboxes do not turn into a write per request."""
+        t = self.clock()
+        last = self._last_touch.get(agent.username)
+        if force or last is None or t - last >= self.settings.heartbeat_timeout_s / 6:
+            self._last_touch[agent.username] = t
+            await self.store.touch_agent(agent.username, t)
+
+    async def sweep_silent_agents(self) -> list[Agent]:
+        """Agents whose inbox stopped sending heartbeats become away. Run periodically by the
+        gateway."""
+        gone = await self.store.mark_silent_agents_away(self.clock() - self.settings.heartbeat_timeout_s)
+        for agent in gone:
+            log.info("agent %s sent no heartbeat for %.0f s: now away", agent.username,
+                     self.settings.heartbeat_timeout_s)
+        return gone
+
+    async def set_availability(self, agent: Agent, value: Any) -> Agent:
+        try:
+            wanted = Availability(value)
+        except ValueError:
+            raise InvalidPayload("'availability' must be available, busy or away.") from None
+        await self.heartbeat(agent, force=True)
+        updated = await self.store.set_availability(agent.username, wanted)
+        if wanted is Availability.AVAILABLE:
+            await self.route_queue()
+        return updated
+
+    async def update_agent(self, supervisor: Agent, username: str, capacity: Any = None, teams: Any = None) -> Agent:
+        """A supervisor sets an agent's capacity and/or teams."""
+        self.require_supervisor(supervisor)
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= 100):
+            raise InvalidPayload("'capacity' must be a whole number from 0 to 100.")
+        if teams is not None:
+            if isinstance(teams, str):
+                teams = teams.split(",")
+            if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
+                raise InvalidPayload("'teams' must be a list of team names.")
+            teams = [t.strip().lower() for t in teams if t.strip()]
+        if capacity is None and teams is None:
+            raise InvalidPayload("Send 'capacity' and/or 'teams'.")
+        updated = await self.store.update_agent(username, capacity=capacity, teams=teams)
+        await self.route_queue()
+        return updated
+
+    async def agents_overview(self, supervisor: Agent) -> dict[str, Any]:
+        """Every agent's status, load and capacity, and the queue depth (supervisors only)."""
+        self.require_supervisor(supervisor)
+        loads = await self.store.agent_loads()
+        agents = await self.store.list_agents()
+        queue = await self.store.list_conversations([Status.QUEUED], limit=10_000)
+        return {
+            "agents": [dict(a.as_dict(), load=loads.get(a.username, 0)) for a in agents],
+            "queue_depth": len(queue),
+            "urgent_queued": sum(1 for c in queue if self.queue_priority(c) >= URGENT),
+            "routing": self.settings.routing,
+        }
+
+    async def route_queue(self) -> int:
+        """Auto routing: give each queued conversation, most urgent first, to the least-loaded
+        available agent with free capacity (of the conversation's team, when some agent has that
+        team). Returns how many were assigned. Manual routing: nothing."""
+        if self.settings.routing != "auto":
+            return 0
+        queue = await self.conversations("unassigned", None)
+        if not queue:
+            return 0
+        agents = [a for a in await self.store.list_agents() if a.availability is Availability.AVAILABLE]
+        loads = await self.store.agent_loads()
+        known_teams = {t for a in await self.store.list_agents() for t in a.teams}
+        assigned = 0
+        for conv in queue:
+            team = (conv.handoff.team or "").lower() if conv.handoff else ""
+            pool = [a for a in agents if loads.get(a.username, 0) < a.capacity]
+            if team and team in known_teams:
+                pool = [a for a in pool if team in a.teams]
+            if not pool:
+                continue
+            chosen = min(pool, key=lambda a: (loads.get(a.username, 0), a.username))
+            try:
+                await self.claim(conv.id, chosen, auto=True)
+            except (AlreadyAssigned, InvalidTransition):
+                continue  # someone claimed it meanwhile
+            loads[chosen.username] = loads.get(chosen.username, 0) + 1
+            assigned += 1
+        return assigned
+
+    async def transfer(self, conversation_id: str, agent: Agent, to: Any, note: Any = None) -> Conversation:
+        """Pass an assigned conversation to another agent, with a note for them. Only the assignee
+        or a supervisor may; the visitor is told who joined."""
+        if not isinstance(to, str) or not to.strip():
+            raise InvalidPayload("'to' must name an agent.")
+        if note is not None and not isinstance(note, str):
+            raise InvalidPayload("'note' must be a string.")
+        if note and len(note) > self.settings.max_message_chars:
+            raise MessageTooLong(len(note), self.settings.max_message_chars)
+        conv = await self.store.get_conversation(conversation_id)
+        target = await self.store.get_agent(to.strip())
+        if target is None:
+            raise NotFound(f"No agent {to.strip()!r}.")
+        if conv.status is Status.ASSIGNED and conv.assignee == target.username:
+            raise InvalidPayload(f"Conversation {conversation_id!r} is already assigned to {target.display_name}.")
+        clean_note = (note or "").strip()
+        conv, _entry, events = await self.store.transition(
+            conversation_id, Move.TRANSFERRED, agent.username, actor_name=agent.display_name,
+            detail={"note": clean_note},
+            require_assignee=None if agent.role == "supervisor" else agent.username,
+            assign_to=(target.username, target.display_name),
+            system_text=f"{target.display_name} joined the chat",
+        )
+        await self._publish(events)
+        if clean_note:
+            await self.add_note(conversation_id, agent, f"Transferred to {target.display_name}: {clean_note}")
+        self.on_outbox(conversation_id)
         return conv
 
     # -- agents ---------------------------------------------------------------------------------
-    async def conversations(self, view: str, agent: Agent) -> list[Conversation]:
+    async def conversations(self, view: str, agent: Optional[Agent]) -> list[Conversation]:
         if view not in VIEWS:
             raise InvalidPayload(f"Unknown view {view!r}; use one of {', '.join(VIEWS)}.")
         convs = await self.store.list_conversations(
-            VIEWS[view], assignee=agent.username if view == "mine" else None
+            VIEWS[view], assignee=agent.username if view == "mine" and agent else None
         )
         if view in ("unassigned", "open"):
-            # Most urgent first, then longest waiting.
-            convs.sort(key=lambda c: (-(c.handoff.priority if c.handoff else 0), c.queued_at or c.created_at))
+            # Highest queue priority first (severity, VIP, long wait), then longest waiting.
+            convs.sort(key=lambda c: (-self.queue_priority(c), c.queued_at or c.created_at))
         return convs
 
     async def conversation(self, conversation_id: str) -> tuple[Conversation, list[Message], list[Any]]:
         conv = await self.store.get_conversation(conversation_id)
         return conv, await self.store.messages(conversation_id), await self.store.timeline(conversation_id)
 
-    async def claim(self, conversation_id: str, agent: Agent) -> Conversation:
+    async def claim(self, conversation_id: str, agent: Agent, *, auto: bool = False) -> Conversation:
+        """An agent takes a queued conversation (``auto``: routing gave it to them). Capacity
+        limits auto routing only: an agent may always pick one more by hand."""
         conv, _entry, events = await self.store.transition(
             conversation_id, Move.CLAIMED, agent.username, actor_name=agent.display_name,
+            detail={"auto": True} if auto else None,
             system_text=f"{agent.display_name} joined the chat",
         )
         await self._publish(events)
@@ -238,6 +409,7 @@ class HandoffService:
         )
         await self._publish(events)
         self.on_outbox(conversation_id)
+        await self.route_queue()  # the agent has room for one more
         return conv
 
     async def resolve(self, conversation_id: str, agent: Agent, *, note: Any = None) -> Conversation:

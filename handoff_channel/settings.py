@@ -35,6 +35,16 @@ class Settings:
     rasa_timeout_s: float = 60.0
     rasa_retry_max_s: float = 5.0
     sse_keepalive_s: float = 15.0
+    # Queue and routing. manual: agents pick from the queue; auto: each queued conversation goes
+    # to the least-loaded available agent (of its team, when agents have teams) with free capacity.
+    routing: str = "manual"
+    default_capacity: int = 5
+    # An agent whose inbox sent no request, heartbeat or SSE keep-alive for this long becomes away.
+    heartbeat_timeout_s: float = 90.0
+    # A queued conversation's priority goes up by one after this wait (0: never).
+    priority_wait_s: float = 300.0
+    # Expected wait told to visitors: median of this many recent queued -> claimed waits.
+    wait_samples: int = 20
     ui_dir: Path = field(default_factory=lambda: REPO_ROOT / "inbox_ui")
     # Shown to the visitor when the widget connects for the first time (empty: nothing).
     instance_id: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "gw") + f"-{os.getpid()}")
@@ -56,4 +66,15 @@ class Settings:
             cookie_secure=_env("HANDOFF_COOKIE_SECURE", "0") in ("1", "true", "yes"),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             rasa_timeout_s=float(_env("HANDOFF_RASA_TIMEOUT_S", str(d.rasa_timeout_s))),
+            routing=_routing(_env("HANDOFF_ROUTING", d.routing)),
+            default_capacity=int(_env("HANDOFF_DEFAULT_CAPACITY", str(d.default_capacity))),
+            heartbeat_timeout_s=float(_env("HANDOFF_HEARTBEAT_TIMEOUT_S", str(d.heartbeat_timeout_s))),
+            priority_wait_s=float(_env("HANDOFF_PRIORITY_WAIT_S", str(d.priority_wait_s))),
         )
+
+
+def _routing(value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("manual", "auto"):
+        raise ValueError(f"HANDOFF_ROUTING must be manual or auto, not {value!r}")
+    return value

@@ -3,6 +3,7 @@ inbox API from ``Settings`` and wires them into one Sanic app. Nothing connects 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 from pathlib import Path
@@ -79,14 +80,33 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
     app.ctx.service = service
     app.ctx.pipe = pipe
 
+    async def sweep_silent_agents() -> None:
+        # Agents whose inbox went quiet become away; with auto routing nothing is given to them.
+        while True:
+            await asyncio.sleep(max(settings.heartbeat_timeout_s / 3, 1.0))
+            try:
+                await service.sweep_silent_agents()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("agent availability sweep failed; retrying")
+
     async def start(app: Sanic, _loop: Any) -> None:
         await store.open()
         await bus.open()
         await visitors.start()
         await pipe.start()
+        app.ctx.sweeper = asyncio.create_task(sweep_silent_agents(), name="agent-sweep")
         log.info("gateway ready: store %s, bus %s, rasa %s", settings.db_url, settings.bus_url, settings.rasa_url)
 
     async def stop(app: Sanic, _loop: Any) -> None:
+        sweeper = getattr(app.ctx, "sweeper", None)
+        if sweeper is not None:
+            sweeper.cancel()
+            try:
+                await sweeper
+            except asyncio.CancelledError:
+                pass
         await pipe.close()
         await visitors.close()
         await bus.close()

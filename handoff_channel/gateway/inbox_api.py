@@ -79,6 +79,7 @@ class InboxApi:
         agent = await self.store.session_agent(auth.token_hash(token), now())
         if agent is None:
             raise Unauthorized("The session is unknown or has expired; log in again.")
+        await self.service.heartbeat(agent)  # any authenticated request shows the inbox is open
         return agent
 
     # -- routes ---------------------------------------------------------------------------------
@@ -113,7 +114,9 @@ class InboxApi:
             token = auth.new_token()
             await api.store.create_session(auth.token_hash(token), agent.username, now() + api.settings.session_ttl_s)
             if agent.availability is Availability.AWAY:
-                agent = await api.store.set_availability(agent.username, Availability.AVAILABLE)
+                agent = await api.service.set_availability(agent, Availability.AVAILABLE.value)
+            else:
+                await api.service.heartbeat(agent, force=True)
             resp = response.json({"token": token, "agent": agent.as_dict()})
             resp.cookies[COOKIE] = token
             resp.cookies[COOKIE]["httponly"] = True
@@ -129,7 +132,7 @@ class InboxApi:
             token = api._token(request)
             if token:
                 await api.store.delete_session(auth.token_hash(token))
-            await api.store.set_availability(agent.username, Availability.AWAY)
+            await api.service.set_availability(agent, Availability.AWAY.value)
             resp = response.empty()
             del resp.cookies[COOKIE]
             return resp
@@ -141,20 +144,32 @@ class InboxApi:
         @route("/me/availability", ["POST"])
         async def availability(request: Request, agent: Agent) -> HTTPResponse:
             value = api.body(request).get("availability")
-            try:
-                wanted = Availability(value)
-            except ValueError:
-                raise InvalidPayload("'availability' must be available, busy or away.") from None
-            return response.json((await api.store.set_availability(agent.username, wanted)).as_dict())
+            return response.json((await api.service.set_availability(agent, value)).as_dict())
+
+        @route("/me/heartbeat", ["POST"])
+        async def heartbeat(request: Request, agent: Agent) -> HTTPResponse:
+            api.body(request)
+            await api.service.heartbeat(agent, force=True)
+            return response.empty()
+
+        @route("/agents", ["GET"])
+        async def agents(request: Request, agent: Agent) -> HTTPResponse:
+            return response.json(await api.service.agents_overview(agent))
+
+        @route("/agents/<username>", ["POST"])
+        async def agent_update(request: Request, username: str, agent: Agent) -> HTTPResponse:
+            api.service.require_supervisor(agent)
+            body = api.body(request)
+            updated = await api.service.update_agent(agent, username, body.get("capacity"), body.get("teams"))
+            return response.json(updated.as_dict())
 
         @route("/conversations", ["GET"])
         async def conversations(request: Request, agent: Agent) -> HTTPResponse:
             view = request.args.get("view", "open")
             last_event_id = await api.store.last_event_id()
             convs = await api.service.conversations(view, agent)
-            return response.json(
-                {"conversations": [c.summary_dict() for c in convs], "last_event_id": last_event_id}
-            )
+            rows = [dict(c.summary_dict(), queue_priority=api.service.queue_priority(c)) for c in convs]
+            return response.json({"conversations": rows, "last_event_id": last_event_id})
 
         async def detail(conversation_id: str) -> HTTPResponse:
             conv, messages, timeline = await api.service.conversation(conversation_id)
@@ -175,6 +190,12 @@ class InboxApi:
         async def claim(request: Request, conversation_id: str, agent: Agent) -> HTTPResponse:
             api.body(request)
             await api.service.claim(conversation_id, agent)
+            return await detail(conversation_id)
+
+        @route("/conversations/<conversation_id>/transfer", ["POST"])
+        async def transfer(request: Request, conversation_id: str, agent: Agent) -> HTTPResponse:
+            body = api.body(request)
+            await api.service.transfer(conversation_id, agent, body.get("to"), body.get("note"))
             return await detail(conversation_id)
 
         @route("/conversations/<conversation_id>/messages", ["POST"])
@@ -249,14 +270,14 @@ class InboxApi:
 
         async def events(request: Request) -> HTTPResponse:
             try:
-                await api.agent(request)
+                agent = await api.agent(request)
                 last = api._int_arg(request, "last_event_id", None)
             except HandoffError as exc:
                 return error_response(exc)
             header = request.headers.get("last-event-id")
             if header and header.strip().isdigit():
                 last = int(header.strip())
-            await api.stream(request, last)
+            await api.stream(request, last, agent)
             return None  # type: ignore[return-value]
 
         bp.add_route(events, "/events", methods=["GET"])
@@ -272,7 +293,7 @@ class InboxApi:
         except ValueError:
             raise InvalidPayload(f"'{name}' must be a whole number.") from None
 
-    async def stream(self, request: Request, last: Optional[int]) -> None:
+    async def stream(self, request: Request, last: Optional[int], agent: Optional[Agent] = None) -> None:
         """Server-sent events: first what the client missed since ``last`` (from the store), then
         live events from the bus. A gap in ids is filled from the store, so an event published out
         of commit order is still sent in order."""
@@ -303,6 +324,11 @@ class InboxApi:
                     ev = await asyncio.wait_for(sub.get(), self.settings.sse_keepalive_s)
                 except asyncio.TimeoutError:
                     await resp.send(": keep-alive\n\n")
+                    if agent is not None:  # an open stream is an open inbox
+                        try:
+                            await self.service.heartbeat(agent)
+                        except HandoffError as exc:
+                            log.warning("heartbeat of %s not recorded: %s", agent.username, exc)
                     continue
                 if ev is None:  # dropped for falling behind: the client reconnects with Last-Event-ID
                     return

@@ -85,8 +85,11 @@ class ConversationStore(Protocol):
         require_assignee: Optional[str] = None,
         outbox: Optional[tuple[OutboxKind, Mapping[str, Any]]] = None,
         system_text: Optional[str] = None,
+        assign_to: Optional[tuple[str, str]] = None,
     ) -> tuple[Conversation, TimelineEntry, list[Event]]:
-        """Apply one move of the state machine atomically. Raises InvalidTransition,
+        """Apply one move of the state machine atomically. CLAIMED and TRANSFERRED assign the
+        conversation to ``assign_to`` (username, display name), by default the actor; a claim's
+        timeline entry records ``waited_s``, how long the conversation was queued. Raises InvalidTransition,
         AlreadyAssigned or NotAssignee when the conversation is not in a state that allows it."""
         ...
 
@@ -112,8 +115,29 @@ class ConversationStore(Protocol):
 
     # agents
     async def create_agent(
-        self, username: str, display_name: str, password_hash: str, role: str = "agent"
+        self, username: str, display_name: str, password_hash: str, role: str = "agent",
+        *, capacity: int = 5, teams: Sequence[str] = (),
     ) -> Agent: ...
+
+    async def update_agent(
+        self, username: str, *, capacity: Optional[int] = None, teams: Optional[Sequence[str]] = None
+    ) -> Agent:
+        """Raises NotFound for an unknown agent."""
+        ...
+
+    async def touch_agent(self, username: str, at: float) -> None:
+        """Record a heartbeat from the agent's inbox."""
+        ...
+
+    async def mark_silent_agents_away(self, silent_since: float) -> list[Agent]: ...
+
+    async def agent_loads(self) -> dict[str, int]:
+        """Assigned conversations per agent (agents with none are absent)."""
+        ...
+
+    async def recent_waits(self, limit: int) -> list[float]:
+        """How long (seconds) the last ``limit`` claimed conversations had been queued, newest first."""
+        ...
 
     async def set_password(self, username: str, password_hash: str) -> None: ...
 

@@ -8,6 +8,7 @@ together, so a crash never leaves a message the inbox saw but Rasa will never lo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -142,6 +143,9 @@ agents = sa.Table(
     sa.Column("role", sa.String(16), nullable=False, default="agent"),
     sa.Column("availability", sa.String(16), nullable=False, default="away"),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("teams", sa.String(256), nullable=False, server_default=""),
+    sa.Column("last_seen_at", sa.Float, nullable=True),
 )
 
 canned = sa.Table(
@@ -254,14 +258,22 @@ def _agent(row: Row) -> Agent:
         display_name=row.display_name,
         role=row.role,
         availability=Availability(row.availability),
+        capacity=row.capacity,
+        teams=_teams(row.teams),
+        last_seen_at=row.last_seen_at,
     )
+
+
+def _teams(text: Optional[str]) -> tuple[str, ...]:
+    return tuple(t.strip().lower() for t in (text or "").split(",") if t.strip())
 
 
 class SqlConversationStore:
     """``ConversationStore`` on SQLAlchemy Core."""
 
-    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, clock: Callable[[], float] = now) -> None:
         self.url = url
+        self._clock = clock  # timestamps of records; tests pass a fake clock
         self._sqlite = url.startswith("sqlite")
         self._pool_size = pool_size
         self._engine: Optional[Engine] = None
@@ -339,7 +351,7 @@ class SqlConversationStore:
             row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
             if row is not None:
                 return _conversation(row)
-            t = now()
+            t = self._clock()
             try:
                 with c.begin_nested():
                     c.execute(
@@ -505,7 +517,7 @@ class SqlConversationStore:
             found = existing(c)
             if found is not None:
                 return found, None
-            t = now()
+            t = self._clock()
             return self._insert_message(
                 c, conversation_id, role, text, author=author, author_name=author_name,
                 payload=payload, meta=meta, client_id=client_id, t=t, route=route,
@@ -537,7 +549,7 @@ class SqlConversationStore:
             if row is None:
                 return None
             msg = _message(row)
-            return self._insert_event(c, msg.conversation_id, "message_updated", {"message": msg.as_dict()}, now())
+            return self._insert_event(c, msg.conversation_id, "message_updated", {"message": msg.as_dict()}, self._clock())
         return await self._tx(run)
 
     async def transition(
@@ -552,6 +564,7 @@ class SqlConversationStore:
         require_assignee: Optional[str] = None,
         outbox: Optional[tuple[OutboxKind, Mapping[str, Any]]] = None,
         system_text: Optional[str] = None,
+        assign_to: Optional[tuple[str, str]] = None,
     ) -> tuple[Conversation, TimelineEntry, list[Event]]:
         def run(c: Connection) -> tuple[Conversation, TimelineEntry, list[Event]]:
             row = c.execute(
@@ -567,10 +580,17 @@ class SqlConversationStore:
                 raise InvalidTransition(conversation_id, current.value, move.value)
             if require_assignee is not None and current is Status.ASSIGNED and row.assignee != require_assignee:
                 raise NotAssignee(conversation_id, row.assignee, row.assignee_name)
-            t = now()
+            t = self._clock()
             values: dict[str, Any] = {"status": target.value, "updated_at": t}
-            if move is Move.CLAIMED:
-                values.update(assignee=actor, assignee_name=actor_name or actor)
+            entry_detail = dict(detail or {})
+            if move in (Move.CLAIMED, Move.TRANSFERRED):
+                username, name = assign_to or (actor, actor_name or actor)
+                values.update(assignee=username, assignee_name=name)
+                if move is Move.TRANSFERRED:
+                    entry_detail.update(from_agent=row.assignee, to_agent=username, to_agent_name=name)
+                elif row.queued_at is not None:
+                    # How long the visitor waited: the expected wait told to later visitors.
+                    entry_detail["waited_s"] = round(max(t - row.queued_at, 0.0), 3)
             elif move is Move.HANDOFF_REQUESTED:
                 assert handoff is not None
                 values.update(
@@ -586,7 +606,6 @@ class SqlConversationStore:
             )
             if res.rowcount != 1:  # lost a race on a database without row locks
                 raise Conflict(f"Conversation {conversation_id!r} changed meanwhile; try again.")
-            entry_detail = dict(detail or {})
             if actor_name:
                 entry_detail.setdefault("actor_name", actor_name)
             ins = c.execute(
@@ -603,9 +622,10 @@ class SqlConversationStore:
             if system_text:
                 # What the visitor is told ("Sarah joined the chat") is part of the record: it is
                 # stored, relayed to the widget and logged into the tracker like any message.
+                joined_name = assign_to[1] if assign_to else actor_name
                 _msg, ev = self._insert_message(
                     c, conversation_id, Role.SYSTEM, system_text, author=actor, author_name=actor_name,
-                    payload={"handoff": {"status": target.value, "agent_name": actor_name}}, meta=None,
+                    payload={"handoff": {"status": target.value, "agent_name": joined_name}}, meta=None,
                     client_id=None, t=t, route=lambda _conv: OutboxKind.LOG,
                 )
                 events.append(ev)
@@ -672,7 +692,7 @@ class SqlConversationStore:
         """Take (or renew) the right to drain a conversation's outbox. False if another owner
         holds a live lease."""
         def run(c: Connection) -> bool:
-            t = now()
+            t = self._clock()
             row = c.execute(
                 sa.select(leases).where(leases.c.conversation_id == conversation_id).with_for_update()
             ).first()
@@ -713,16 +733,18 @@ class SqlConversationStore:
 
     # -- agents --------------------------------------------------------------------------------
     async def create_agent(
-        self, username: str, display_name: str, password_hash: str, role: str = "agent"
+        self, username: str, display_name: str, password_hash: str, role: str = "agent",
+        *, capacity: int = 5, teams: Sequence[str] = (),
     ) -> Agent:
         def run(c: Connection) -> Agent:
             c.execute(
                 agents.insert().values(
                     username=username, display_name=display_name, password_hash=password_hash,
-                    role=role, availability=Availability.AWAY.value, created_at=now(),
+                    role=role, availability=Availability.AWAY.value, created_at=self._clock(),
+                    capacity=capacity, teams=",".join(teams),
                 )
             )
-            return Agent(username, display_name, role, Availability.AWAY)
+            return Agent(username, display_name, role, Availability.AWAY, capacity, _teams(",".join(teams)))
         try:
             return await self._tx(run)
         except IntegrityError as exc:
@@ -761,6 +783,65 @@ class SqlConversationStore:
             return _agent(row)
         return await self._tx(run)
 
+    async def update_agent(
+        self, username: str, *, capacity: Optional[int] = None, teams: Optional[Sequence[str]] = None
+    ) -> Agent:
+        def run(c: Connection) -> Agent:
+            values: dict[str, Any] = {}
+            if capacity is not None:
+                values["capacity"] = capacity
+            if teams is not None:
+                values["teams"] = ",".join(teams)
+            if values:
+                c.execute(agents.update().where(agents.c.username == username).values(**values))
+            row = c.execute(sa.select(agents).where(agents.c.username == username)).first()
+            if row is None:
+                raise NotFound(f"No agent {username!r}.")
+            return _agent(row)
+        return await self._tx(run)
+
+    async def touch_agent(self, username: str, at: float) -> None:
+        def run(c: Connection) -> None:
+            c.execute(agents.update().where(agents.c.username == username).values(last_seen_at=at))
+        await self._tx(run)
+
+    async def mark_silent_agents_away(self, silent_since: float) -> list[Agent]:
+        """Set every agent who is not away and whose inbox sent nothing since ``silent_since`` to
+        away; return them."""
+        def run(c: Connection) -> list[Agent]:
+            silent = sa.and_(
+                agents.c.availability != Availability.AWAY.value,
+                sa.or_(agents.c.last_seen_at.is_(None), agents.c.last_seen_at < silent_since),
+            )
+            rows = list(c.execute(sa.select(agents).where(silent).with_for_update()))
+            if rows:
+                c.execute(
+                    agents.update().where(agents.c.username.in_([r.username for r in rows]))
+                    .values(availability=Availability.AWAY.value)
+                )
+            return [dataclasses.replace(_agent(r), availability=Availability.AWAY) for r in rows]
+        return await self._tx(run)
+
+    async def agent_loads(self) -> dict[str, int]:
+        def run(c: Connection) -> dict[str, int]:
+            q = (
+                sa.select(conversations.c.assignee, sa.func.count())
+                .where(conversations.c.status == Status.ASSIGNED.value, conversations.c.assignee.is_not(None))
+                .group_by(conversations.c.assignee)
+            )
+            return {r[0]: int(r[1]) for r in c.execute(q)}
+        return await self._tx(run)
+
+    async def recent_waits(self, limit: int) -> list[float]:
+        def run(c: Connection) -> list[float]:
+            q = (
+                sa.select(timeline.c.detail).where(timeline.c.kind == Move.CLAIMED.value)
+                .order_by(timeline.c.id.desc()).limit(limit)
+            )
+            waits = [(_loads(r[0]) or {}).get("waited_s") for r in c.execute(q)]
+            return [float(w) for w in waits if isinstance(w, (int, float))]
+        return await self._tx(run)
+
     # -- canned responses ----------------------------------------------------------------------
     async def canned_responses(self) -> list[CannedResponse]:
         def run(c: Connection) -> list[CannedResponse]:
@@ -770,7 +851,7 @@ class SqlConversationStore:
 
     async def add_canned_response(self, shortcut: str, text: str, created_by: Optional[str]) -> CannedResponse:
         def run(c: Connection) -> CannedResponse:
-            ins = c.execute(canned.insert().values(shortcut=shortcut, text=text, created_by=created_by, created_at=now()))
+            ins = c.execute(canned.insert().values(shortcut=shortcut, text=text, created_by=created_by, created_at=self._clock()))
             return CannedResponse(ins.inserted_primary_key[0], shortcut, text, created_by)
         try:
             return await self._tx(run)
@@ -785,7 +866,7 @@ class SqlConversationStore:
 
     async def create_session(self, token_hash: str, username: str, expires_at: float) -> None:
         def run(c: Connection) -> None:
-            c.execute(sessions.insert().values(token_hash=token_hash, username=username, created_at=now(), expires_at=expires_at))
+            c.execute(sessions.insert().values(token_hash=token_hash, username=username, created_at=self._clock(), expires_at=expires_at))
         await self._tx(run)
 
     async def session_agent(self, token_hash: str, now_: float) -> Optional[Agent]:

@@ -21,8 +21,9 @@ from handoff_channel.errors import (
     AlreadyAssigned,
     BackendUnavailable,
     InvalidTransition,
+    NotFound,
 )
-from handoff_channel.models import Handoff, Move, OutboxKind, Role, Status
+from handoff_channel.models import Availability, Handoff, Move, OutboxKind, Role, Status
 from handoff_channel.store import SqlConversationStore
 from handoff_channel.store.migrate import VERSION_TABLE, current_revision, head_revision
 from handoff_channel.store.sql import schema
@@ -158,6 +159,31 @@ async def test_agents_sessions_and_canned_responses(store: SqlConversationStore)
     assert [c.shortcut for c in await store.canned_responses()] == ["refund"]
     await store.delete_canned_response(item.id)
     assert await store.canned_responses() == []
+
+
+async def test_agent_capacity_teams_heartbeats_loads_and_waits(store: SqlConversationStore) -> None:
+    await store.create_agent("sarah", "Sarah", "hash", capacity=2, teams=["billing", "tech"])
+    await store.create_agent("tom", "Tom", "hash")
+    for name in ("sarah", "tom"):
+        await store.set_availability(name, Availability.AVAILABLE)
+    sarah = await store.get_agent("sarah")
+    assert sarah is not None and sarah.capacity == 2 and sarah.teams == ("billing", "tech")
+    assert (await store.update_agent("tom", capacity=9, teams=["sales"])).capacity == 9
+    with pytest.raises(NotFound):
+        await store.update_agent("nobody", capacity=1)
+    await store.touch_agent("sarah", 1000.0)
+    await store.touch_agent("tom", 1100.0)
+    assert [a.username for a in await store.mark_silent_agents_away(1050.0)] == ["sarah"]
+    assert (await store.get_agent("sarah")).availability is Availability.AWAY  # type: ignore[union-attr]
+    assert (await store.get_agent("tom")).availability is Availability.AVAILABLE  # type: ignore[union-attr]
+    await queued(store, "c-1")
+    await queued(store, "c-2")
+    await store.transition("c-1", Move.CLAIMED, "tom", actor_name="Tom")
+    await store.transition("c-1", Move.TRANSFERRED, "tom", assign_to=("sarah", "Sarah"))
+    await store.transition("c-2", Move.CLAIMED, "tom", actor_name="Tom")
+    assert await store.agent_loads() == {"sarah": 1, "tom": 1}
+    waits = await store.recent_waits(10)
+    assert len(waits) == 2 and all(w >= 0 for w in waits)
 
 
 async def test_an_unreachable_database_is_a_clear_backend_unavailable() -> None:

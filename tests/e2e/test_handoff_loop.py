@@ -21,6 +21,7 @@ async def ask_for_human(stack: Stack, agent: AgentClient, text: str = "I want to
     stream = await agent.stream()
     await visitor.say(text)
     await visitor.wait_text("connecting you")
+    await visitor.wait_text("in the queue")  # the queue position follows the handoff
     await stream.wait_for(lambda e: e["type"] == "conversation_updated" and e["conversation_id"] == cid
                           and e["conversation"]["status"] == "queued")
     return visitor, cid
@@ -39,6 +40,9 @@ async def test_visitor_reaches_an_agent_and_gets_the_bot_back(stack: Stack, sara
     await visitor.say("I want to talk to a human")
     connecting = await visitor.wait_text("connecting you")
     assert connecting["text"]
+    # The stock widget shows the visitor their place in the queue as plain text.
+    place = await visitor.wait_text("in the queue")
+    assert place["text"].startswith("You're number ")
 
     # The conversation lands in the queue, live, with a reason and a summary that knows the order.
     queued = await stream.wait_for(lambda e: e["type"] == "conversation_updated" and e["conversation_id"] == cid

@@ -8,6 +8,7 @@ import pytest
 
 from handoff_channel.devstack import Stack
 
+from ..conftest import PASSWORD
 from ..support import AgentClient
 from .test_handoff_loop import ask_for_human
 
@@ -28,6 +29,10 @@ ROUTES = [
     ("GET", "/api/canned"),
     ("POST", "/api/canned"),
     ("POST", "/api/me/availability"),
+    ("POST", "/api/me/heartbeat"),
+    ("GET", "/api/agents"),
+    ("POST", "/api/agents/sarah"),
+    ("POST", "/api/conversations/{cid}/transfer"),
 ]
 
 
@@ -103,3 +108,48 @@ async def test_malformed_and_unknown_and_wrong_state_requests_change_nothing(sta
     assert status == 409
     assert await snapshot(sarah, cid) == after_resolve
     await visitor.close()
+
+
+async def test_transfer_and_supervisor_routes_refuse_what_they_must(stack: Stack, sarah: AgentClient, tom: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    boss = AgentClient(stack.gateway_url)
+    await boss.login("boss", PASSWORD)
+    try:
+        assert (await sarah.request("POST", "/api/me/heartbeat"))[0] == 204
+        cases = [
+            (sarah, "GET", "/api/agents", None, 403, "forbidden"),
+            (sarah, "POST", "/api/agents/tom", {"capacity": 3}, 403, "forbidden"),
+            (boss, "POST", "/api/agents/nobody", {"capacity": 3}, 404, "not_found"),
+            (boss, "POST", "/api/agents/tom", {"capacity": "lots"}, 400, "invalid_payload"),
+            (boss, "POST", "/api/agents/tom", {}, 400, "invalid_payload"),
+            (sarah, "POST", f"/api/conversations/{cid}/transfer", {"to": "tom"}, 409, "invalid_transition"),
+            (sarah, "POST", "/api/conversations/does-not-exist/transfer", {"to": "tom"}, 404, "conversation_not_found"),
+            (sarah, "POST", "/api/me/availability", {"availability": "asleep"}, 400, "invalid_payload"),
+        ]
+        for client, method, path, body, status, code in cases:
+            got, answer = await client.request(method, path, body)
+            assert (got, answer["error"]["code"]) == (status, code), (path, body, got, answer)
+
+        await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+        for body, status, code in (({"to": "nobody"}, 404, "not_found"), ({"to": 7}, 400, "invalid_payload"),
+                                   ({"to": "sarah"}, 400, "invalid_payload")):
+            got, answer = await sarah.request("POST", f"/api/conversations/{cid}/transfer", body)
+            assert (got, answer["error"]["code"]) == (status, code), (body, answer)
+        got, answer = await tom.request("POST", f"/api/conversations/{cid}/transfer", {"to": "tom"})
+        assert (got, answer["error"]["code"]) == (409, "not_assignee")
+
+        moved = await sarah.ok("POST", f"/api/conversations/{cid}/transfer", {"to": "tom", "note": "billing question"})
+        assert moved["assignee"] == "tom" and moved["timeline"][-1]["kind"] == "transferred"
+        await visitor.wait_text("Tom joined the chat")
+
+        updated = await boss.ok("POST", "/api/agents/tom", {"capacity": 7, "teams": ["billing"]})
+        assert updated["capacity"] == 7 and updated["teams"] == ["billing"]
+        overview = await boss.ok("GET", "/api/agents")
+        tom_row = next(a for a in overview["agents"] if a["username"] == "tom")
+        assert tom_row["load"] >= 1 and tom_row["capacity"] == 7
+        assert isinstance(overview["queue_depth"], int) and overview["routing"] == "manual"
+        rows = await sarah.ok("GET", "/api/conversations?view=open")
+        assert all("queue_priority" in r and "urgent" in r for r in rows["conversations"])
+    finally:
+        await boss.close()
+        await visitor.close()
