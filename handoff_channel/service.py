@@ -58,6 +58,10 @@ def _route_visitor_turn(conv: Conversation) -> OutboxKind:
     return OutboxKind.LOG if conv.status.human_owned else OutboxKind.TURN
 
 
+class _NoLongerQueued(Exception):
+    """The queue notice is not needed: the conversation left the queue before it was stored."""
+
+
 def wait_notice(position: int, expected_wait_s: Optional[float]) -> str:
     """What a visitor who just joined the queue is told. Without recent waits, nothing about time."""
     text = f"You're number {position} in the queue."
@@ -169,12 +173,23 @@ class HandoffService:
         queue = await self.conversations("unassigned", None)
         position = next((i for i, c in enumerate(queue, 1) if c.id == conv.id), len(queue) or 1)
         expected = median(await self.store.recent_waits(self.settings.wait_samples))
-        _msg, event = await self.store.add_message(
-            conv.id, Role.SYSTEM, wait_notice(position, expected),
-            payload={"handoff": {"status": Status.QUEUED.value, "queue_position": position,
-                                 "expected_wait_s": expected}},
-            route=_route_visitor_turn,
-        )
+
+        def still_queued(current: Conversation) -> OutboxKind:
+            # Checked under the row lock: an agent who claimed meanwhile has already joined, and
+            # "you're in the queue" after "Sarah joined the chat" would be wrong.
+            if current.status is not Status.QUEUED:
+                raise _NoLongerQueued()
+            return OutboxKind.LOG
+
+        try:
+            _msg, event = await self.store.add_message(
+                conv.id, Role.SYSTEM, wait_notice(position, expected),
+                payload={"handoff": {"status": Status.QUEUED.value, "queue_position": position,
+                                     "expected_wait_s": expected}},
+                route=still_queued,
+            )
+        except _NoLongerQueued:
+            return
         if event is not None:
             await self._publish([event])
             self.on_outbox(conv.id)

@@ -169,6 +169,18 @@ async def test_a_queued_visitor_is_told_their_position_and_the_median_recent_wai
     assert Role.SYSTEM.visible_to_visitor
 
 
+async def test_no_queue_notice_once_an_agent_has_claimed_the_conversation(make_service: Callable[..., HandoffService]) -> None:
+    svc = make_service()
+    sarah = await agent(svc, "sarah")
+    await svc.visitor_message("c1", "I want a human")
+    await svc.store.transition("c1", Move.HANDOFF_REQUESTED, "bot", handoff=Handoff(reason="explicit_request"))
+    queued_then = await svc.store.get_conversation("c1")
+    await svc.claim("c1", sarah)  # the agent is faster than the notice
+    await svc._tell_queue_position(queued_then)
+    texts = [m.text for m in await svc.store.messages("c1")]
+    assert texts[-1] == "Sarah joined the chat" and not any("in the queue" in t for t in texts)
+
+
 async def test_expected_wait_is_the_median_of_the_last_n_claim_waits(make_service: Callable[..., HandoffService], clock: FakeClock) -> None:
     svc = make_service(wait_samples=3)
     sarah = await agent(svc, "sarah")
