@@ -45,6 +45,10 @@ class Settings:
     priority_wait_s: float = 300.0
     # Expected wait told to visitors: median of this many recent queued -> claimed waits.
     wait_samples: int = 20
+    # Signed outbound webhooks (HMAC-SHA256 of the body with the secret, header X-Handoff-Signature).
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    webhook_timeout_s: float = 5.0
     ui_dir: Path = field(default_factory=lambda: REPO_ROOT / "inbox_ui")
     # Shown to the visitor when the widget connects for the first time (empty: nothing).
     instance_id: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "gw") + f"-{os.getpid()}")
@@ -53,6 +57,8 @@ class Settings:
     def from_env(cls) -> "Settings":
         d = cls()
         origins = _env("HANDOFF_ALLOWED_ORIGINS", "*")
+        if _env("HANDOFF_WEBHOOK_URLS", "").strip() and not _env("HANDOFF_WEBHOOK_SECRET", ""):
+            raise ValueError("HANDOFF_WEBHOOK_URLS needs HANDOFF_WEBHOOK_SECRET: receivers check the signature")
         return cls(
             db_url=_env("HANDOFF_DB_URL", d.db_url),
             db_pool_size=int(_env("HANDOFF_DB_POOL_SIZE", str(d.db_pool_size))),
@@ -70,6 +76,8 @@ class Settings:
             default_capacity=int(_env("HANDOFF_DEFAULT_CAPACITY", str(d.default_capacity))),
             heartbeat_timeout_s=float(_env("HANDOFF_HEARTBEAT_TIMEOUT_S", str(d.heartbeat_timeout_s))),
             priority_wait_s=float(_env("HANDOFF_PRIORITY_WAIT_S", str(d.priority_wait_s))),
+            webhook_urls=tuple(u.strip() for u in _env("HANDOFF_WEBHOOK_URLS", "").split(",") if u.strip()),
+            webhook_secret=_env("HANDOFF_WEBHOOK_SECRET", d.webhook_secret),
         )
 
 

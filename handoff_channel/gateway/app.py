@@ -22,6 +22,7 @@ from ..settings import Settings
 from ..store import create_store
 from .inbox_api import InboxApi, error_response
 from .visitor import VisitorSockets
+from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
     sio.attach(app, socketio_path="socket.io")
     visitors = VisitorSockets(sio, service, store, bus, rasa)
     api = InboxApi(service, store, bus, settings)
+    webhooks = WebhookSender(store, bus, settings)
     app.blueprint(api.blueprint())
     app.ctx.settings = settings
     app.ctx.store = store
@@ -97,6 +99,7 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
         await visitors.start()
         await pipe.start()
         app.ctx.sweeper = asyncio.create_task(sweep_silent_agents(), name="agent-sweep")
+        await webhooks.start()
         log.info("gateway ready: store %s, bus %s, rasa %s", settings.db_url, settings.bus_url, settings.rasa_url)
 
     async def stop(app: Sanic, _loop: Any) -> None:
@@ -107,6 +110,7 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
                 await sweeper
             except asyncio.CancelledError:
                 pass
+        await webhooks.close()
         await pipe.close()
         await visitors.close()
         await bus.close()
