@@ -369,24 +369,30 @@ class Forwarding:
         self._late_a: list[asyncio.Future[float]] = []
 
     async def round(self, conv: Conv, n: int) -> None:
+        """One exchange. A message counts as *lost* only if its sender was told it was accepted
+        (ack ``ok`` / HTTP 201) and it never arrived; a refused or timed-out send is an *error*
+        (the sender knows, and the widget or the inbox would send it again)."""
         assert conv.agent is not None
         key = f"c-{conv.index}-{self.tag}n{n}"
         fut = self.hub.expect_visitor_msg(key)
         t0 = pc()
+        accepted = False
         try:
             ack = await conv.visitor.sio.call("user_uttered", conv.visitor.payload(VISITOR_LINE.format(key=key)),
                                               timeout=TIMEOUT)
             self.ack.add((pc() - t0) * 1000)
-            if not (isinstance(ack, dict) and ack.get("ok")):
+            accepted = isinstance(ack, dict) and bool(ack.get("ok"))
+            if not accepted:
                 self.v2a.error(f"nack:{(ack or {}).get('error', {}).get('code') if isinstance(ack, dict) else ack}")
         except Exception as exc:
-            self.v2a.error(f"emit:{type(exc).__name__}")
+            self.v2a.error(f"ack:{type(exc).__name__}")
         try:
             t1 = await asyncio.wait_for(asyncio.shield(fut), TIMEOUT)
             self.v2a.add((t1 - t0) * 1000)
         except asyncio.TimeoutError:
-            self.lost_v2a += 1
-            self._late_v.append(fut)
+            if accepted:
+                self.lost_v2a += 1
+                self._late_v.append(fut)
             return
         rkey = f"{key}-r"
         rfut = conv.visitor.expect_key(rkey)
@@ -394,10 +400,14 @@ class Forwarding:
         try:
             status = await conv.agent.post(f"/api/conversations/{conv.cid}/messages",
                                            {"text": AGENT_LINE.format(key=rkey), "client_id": rkey})
-            if status != 201:
-                self.a2v.error(f"http:{status}")
         except Exception as exc:
+            status = 0
             self.a2v.error(f"post:{type(exc).__name__}")
+        if status != 201:
+            if status:
+                self.a2v.error(f"http:{status}")
+            conv.visitor.keyed.pop(rkey, None)
+            return
         try:
             t3 = await asyncio.wait_for(asyncio.shield(rfut), TIMEOUT)
             self.a2v.add((t3 - t2) * 1000)
@@ -561,20 +571,45 @@ async def start_profile(pid: int, seconds: float, out_path: str, rate: int = 100
 WAITING = ("_worker (concurrent/futures/thread.py:81)", "serve (sanic/server/runners.py:155)")
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds per thread name (summed over threads of the same name)."""
-    out: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for tid in os.listdir(f"/proc/{pid}/task"):
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_FRAME = re.compile(r"^(?P<fn>[^ ]+) \((?P<file>handoff_channel/[^:]+):(?P<line>\d+)\)$")
+_defs: dict[str, list[tuple[int, int, str]]] = {}
+
+
+def qualified(frame: str) -> str:
+    """``run (handoff_channel/store/sql.py:539)`` -> ``SqlConversationStore.pending_outbox.run
+    (store/sql.py)``: nested closures are all called ``run``, the enclosing method says which
+    use case it is. Resolved right after the run, against the files that ran."""
+    m = _FRAME.match(frame)
+    if not m:
+        return frame
+    path = m.group("file")
+    if path not in _defs:
+        import ast
+
+        spans: list[tuple[int, int, str]] = []
         try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                name = f.read().strip()
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return out
+            with open(os.path.join(REPO, path)) as fh:
+                tree = ast.parse(fh.read())
+        except (OSError, SyntaxError):
+            tree = None
+
+        def walk(node: Any, prefix: str) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    name = f"{prefix}{child.name}"
+                    spans.append((child.lineno, child.end_lineno or child.lineno, name))
+                    walk(child, name + ".")
+                else:
+                    walk(child, prefix)
+
+        if tree is not None:
+            walk(tree, "")
+        _defs[path] = spans
+    line = int(m.group("line"))
+    inside = [s for s in _defs[path] if s[0] <= line <= s[1]]
+    name = max(inside, key=lambda s: s[0])[2] if inside else m.group("fn")
+    return f"{name} ({path.removeprefix('handoff_channel/')})"
 
 
 def read_profile(path: str, seconds: float, rate: int = 100) -> dict[str, Any]:
@@ -595,7 +630,7 @@ def read_profile(path: str, seconds: float, rate: int = 100) -> dict[str, Any]:
             threads[thread] = threads.get(thread, 0) + count
             total += count
             own = [fr for fr in frames if "handoff_channel/" in fr]
-            key = f"{thread} | {own[-1] if own else '(no handoff_channel frame)'}"
+            key = f"{thread} | {qualified(own[-1]) if own else '(no handoff_channel frame)'}"
             ours[key] = ours.get(key, 0) + count
             leaves[f"{thread} | {frames[-1]}"] = leaves.get(f"{thread} | {frames[-1]}", 0) + count
     possible = seconds * rate
@@ -609,11 +644,11 @@ def read_profile(path: str, seconds: float, rate: int = 100) -> dict[str, Any]:
 
 def plan(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"levels": [1, 10], "agents": 2, "durations": {1: 4, 10: 5}, "thinks": {1: 0.1, 10: 0.5},
-                "bot_reps": 3, "handoff_idle": 5, "mixed": {"bot": 15, "human": 5, "think": 2.0, "duration": 8},
+        return {"levels": [1, 10], "agents": 2, "durations": {1: 3, 10: 4}, "thinks": {1: 0.1, 10: 0.5},
+                "bot_reps": 3, "handoff_idle": 5, "mixed": {"bot": 15, "human": 5, "think": 2.0, "duration": 6},
                 "idle_conns": 50, "profile_level": 10, "profile_s": 4}
     return {"levels": [1, 10, 100, 500, 1000], "agents": 10,
-            "durations": {1: 10, 10: 12, 100: 30, 500: 20, 1000: 20},
+            "durations": {1: 10, 10: 12, 100: 25, 500: 20, 1000: 20},
             "thinks": {1: 0.05, 10: 0.5, 100: 10.0, 500: 10.0, 1000: 10.0},
             "bot_reps": 20, "handoff_idle": 30, "mixed": {"bot": 150, "human": 50, "think": 10.0, "duration": 60},
             "idle_conns": 1000, "profile_level": 500, "profile_s": 12}
@@ -800,18 +835,19 @@ async def profiled_rerun(args: argparse.Namespace, convs: list[Conv], hub: Hub, 
     if proc is None:
         return {"skipped": "py-spy is not installed in the bench venv"}
     fwd = Forwarding(hub)
-    cpu0, t0 = thread_cpu(args.pid), pc()
+    probe = Probe({"gateway": args.pid, "rasa": args.rasa_pid})
     await paced(convs, pacing, fwd.round)
-    cpu1, wall = thread_cpu(args.pid), pc() - t0
+    usage = probe.result()
     _, err = await proc.communicate()
     await settle(args.rasa_pid, "rasa", limit=120)
     if proc.returncode != 0 or not os.path.exists(path):
         return {"skipped": f"py-spy failed: {err.decode(errors='replace')[-300:]}"}
     res = read_profile(path, pacing.duration)
-    res["thread_cpu_pct_of_core"] = sorted(
-        ((name, round(100 * (cpu1.get(name, 0) - c) / wall, 1)) for name, c in cpu0.items()), key=lambda x: -x[1])[:6]
-    res.update(level=n, raw=os.path.relpath(path), v2a=summary(fwd.v2a.samples), a2v=summary(fwd.a2v.samples))
-    log(f"profile of the gateway at N={n}: CPU {res['thread_cpu_pct_of_core']}, samples {res['threads_pct_of_time']}")
+    res["cpu_pct_of_core"] = {k: round(100 * usage.get(f"{k}_cpu_s", 0) / usage["wall_s"], 1)
+                              for k in ("gateway", "rasa")}
+    res.update(level=n, raw=os.path.relpath(path), v2a=summary(fwd.v2a.samples), a2v=summary(fwd.a2v.samples),
+               rounds=fwd.rounds)
+    log(f"profile of the gateway at N={n}: CPU {res['cpu_pct_of_core']}, samples {res['threads_pct_of_time']}")
     return res
 
 

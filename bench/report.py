@@ -154,7 +154,7 @@ def plots(res: dict[str, Any], png_dir: Path) -> list[str]:
     ax.set_xscale("log")
     ax.set_xlabel("user_uttered → first bot_uttered, ms (log)")
     ax.set_ylabel("fraction of turns")
-    ax.set_title("Bot turns: our channel vs Rasa's stock socket.io channel (same model, same run)")
+    ax.set_title("Bot turns: ours vs the stock socket.io channel (same model, same run)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -204,9 +204,12 @@ def render(res: dict[str, Any], png_names: list[str], png_rel: str) -> tuple[str
         fwd_rows.append([str(n), f"{lv['think_s']:g}", *lat(lv["v2a"]), *lat(lv["a2v"]), *lat(fl["echo"]),
                          f(fl["relay"]["v2a"].get("p99")), f(ratio(worst_p99(lv), fl["echo"].get("p99")), 1) + "×",
                          str(lv["rounds"]), f"{errors(lv)} / {lost(lv)} / {late(lv)}",
-                         f(1000 * lv.get("gateway_cpu_s", 0) / max(1, 2 * lv["rounds"]), 2)])
+                         f(1000 * lv.get("gateway_cpu_s", 0) / max(1, 2 * lv["rounds"]), 2),
+                         f(1000 * lv.get("rasa_cpu_s", 0) / max(1, 2 * lv["rounds"]), 2),
+                         f(1000 * fl["relay"].get("server_cpu_s", 0) / max(1, 2 * fl["relay"]["rounds"]), 2)])
     fwd_md = md_table(["N", "think s", "v→a p50", "p95", "p99", "a→v p50", "p95", "p99", "floor echo p50", "p95", "p99",
-                       "floor relay v→a p99", "worst p99 / floor p99", "rounds", "errors / lost / late", "gateway CPU ms/msg"],
+                       "floor relay v→a p99", "worst p99 / floor p99", "rounds", "errors / lost / late", "gateway CPU ms/msg",
+                       "Rasa CPU ms/msg", "floor relay CPU ms/msg"],
                       fwd_rows)
 
     bt = prod["bot_turns"]
@@ -253,10 +256,10 @@ def render(res: dict[str, Any], png_names: list[str], png_rel: str) -> tuple[str
     if prof.get("threads_pct_of_time"):
         prof_md = (f"py-spy sampled the gateway for {prof['seconds']} s at {prof['rate']} Hz while the N={prof['level']} "
                    f"load ran again (a separate run, so sampling does not touch the numbers above; v→a p99 then "
-                   f"{f(prof.get('v2a', {}).get('p99'))} ms, a→v p99 {f(prof.get('a2v', {}).get('p99'))} ms). CPU per thread "
-                   f"(from /proc, % of one core):\n\n"
-                   + md_table(["thread", "CPU, % of a core"], [[t, f(p)] for t, p in prof.get("thread_cpu_pct_of_core", [])])
-                   + "\n\nShare of samples per thread (\"waiting\": the store worker waiting for a job, or the event "
+                   f"{f(prof.get('v2a', {}).get('p99'))} ms, a→v p99 {f(prof.get('a2v', {}).get('p99'))} ms). "
+                   f"CPU meanwhile (from /proc, % of one core): gateway {f(prof.get('cpu_pct_of_core', {}).get('gateway'))}, "
+                   f"Rasa {f(prof.get('cpu_pct_of_core', {}).get('rasa'))}.\n\n"
+                   "Share of samples per thread (\"waiting\": the store worker waiting for a job, or the event "
                      "loop inside uvloop, which is either idle or doing socket I/O):\n\n"
                    + md_table(["thread", "% of samples"], [[t, f(p)] for t, p in prof["threads_pct_of_time"]])
                    + "\n\nInnermost `handoff_channel` frame on the stack:\n\n"
@@ -346,9 +349,12 @@ latency with the same clock. Percentiles are nearest-rank.
 {fwd_md}
 
 v→a: visitor `user_uttered` → the owning agent's SSE event; a→v: agent POST → visitor `bot_uttered`. *Errors*:
-refused or timed-out (30 s) acks and HTTP calls, dropped sockets and SSE streams; *lost*: never seen at the other
-end, even 30 s after the deadline; *late*: seen, but more than 30 s after it was sent (not in the percentiles).
-Gateway CPU per message = its CPU time over the level / (2 × rounds).
+sends refused or not answered within 30 s (ack, HTTP), dropped sockets and SSE streams: the sender knows, and
+the widget or the inbox would send again; *lost*: accepted (ack `ok`, HTTP 201) but never seen at the other end,
+even 30 s after the deadline; *late*: accepted and seen, but more than 30 s after it was sent (not in the percentiles).
+CPU per message = the process's CPU time over the level / (2 × rounds): the gateway's includes storing,
+the SSE fan-out and the Rasa pipe; Rasa's is the logging of the human stretch (`/webhooks/handoff/log`,
+NLU on each visitor line, tracker read and save); the floor relay's is the bare socket.io + SSE path.
 
 ## Bot turns
 
