@@ -92,6 +92,7 @@ async def test_visitor_html_is_shown_as_text_and_never_runs(new_page, base_url):
     try:
         await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
         await visitor.wait_text("Connecting you to a person")
+        await visitor.wait_text("in the queue")  # the queue notice follows: let it land first
         await visitor.say(f"hello {payload} <script>alert(2)</script>", custom={"language": "en", "name": name})
 
         agent = InboxPage(await new_page(), base_url)
