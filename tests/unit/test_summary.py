@@ -1,4 +1,5 @@
-"""What an agent reads when a conversation lands in the inbox (handoff_channel.summary).
+"""What an agent reads when a conversation lands in the inbox (handoff_channel.summary), and the
+optional summariser that may rewrite its text (handoff_channel.summarizer).
 
 The event lists below are shaped like what rasa-sdk hands an action (``tracker.events``),
 copied from real trackers of the Northwind bot and trimmed to the keys that matter.
@@ -6,8 +7,16 @@ copied from real trackers of the Northwind bot and trimmed to the keys that matt
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from handoff_channel.summarizer import MAX_TEXT_CHARS, HttpSummarizer, apply_summarizer, summarizer_from_env
 from handoff_channel.summary import build_handoff, read_transcript
 
 TALK_TO_A_PERSON = [{"title": "Talk to a person", "payload": "/request_human"}]
@@ -283,3 +292,160 @@ def test_long_messages_are_clipped():
     kept = headline.removesuffix("…")
     assert untruncated.startswith(kept) and untruncated[len(kept)] == " "  # cut between words
     assert all(len(m) <= 100 for m in summary["last_visitor_messages"])
+
+
+# --- triggers from HandoffPolicy ----------------------------------------------------------------------------
+
+
+def test_the_policys_trigger_sets_reason_priority_team_and_adds_its_evidence() -> None:
+    events = START + [user("you charged me twice", "billing_dispute", 0.97)]
+    trigger = {"reason": "billing_dispute", "priority": 4, "team": "billing",
+               "evidence": {"triggers": ["billing_dispute", "negative_sentiment"], "topic": "billing_dispute",
+                            "confidence": 0.97, "text": "must not replace the message text",
+                            "customer_tier": "vip", "priority_raised_from": 3}}
+    handoff = build_handoff(events, {}, latest_of(events), trigger=trigger)
+
+    assert (handoff["reason"], handoff["priority"], handoff["team"]) == ("billing_dispute", 4, "billing")
+    assert handoff["evidence"]["text"] == "you charged me twice"
+    assert handoff["evidence"]["customer_tier"] == "vip"
+    why = handoff["summary"]["text"].splitlines()[1]
+    assert why == ("Why: billing dispute (billing_dispute, 97% sure); also upset visitor; "
+                   "VIP customer (priority raised from 3)")
+
+
+def test_a_trigger_with_a_nonsense_priority_falls_back_to_the_reasons_default() -> None:
+    events = START + [user("human", "request_human", 0.99)]
+    handoff = build_handoff(events, {}, latest_of(events), trigger={"reason": "explicit_request", "priority": 9})
+    assert handoff["priority"] == 2 and handoff["team"] is None
+
+
+def test_without_a_trigger_a_topic_intent_names_the_reason() -> None:
+    # A designer added a rule `intent: warranty_claim -> action_handoff` but no topic in config.yml.
+    events = START + [user("my kettle broke after a year", "warranty_claim", 0.91)]
+    assert build_handoff(events, {}, latest_of(events))["reason"] == "warranty_claim"
+
+
+def test_a_safety_topic_raised_earlier_stays_in_the_headline() -> None:
+    events = START + [
+        user("I don't want to live anymore", "safety_concern", 0.93),
+        action("utter_crisis_resources"), bot("utter_crisis_resources", "If you or anyone else is in danger…"),
+        action("action_listen"), user("where is my order 12345 anyway", "order_status", 0.9, {"order_number": "12345"}),
+    ]
+    summary = build_handoff(events, {"order_number": "12345"}, latest_of(events))["summary"]
+    assert summary["headline"].startswith("SAFETY: the visitor may be at risk")
+
+
+def test_the_mood_shows_only_when_the_visitor_sounded_negative() -> None:
+    calm = START + [user("where is my order", "order_status"), action("action_listen"), user("agent", "request_human")]
+    for event in calm:
+        if event["event"] == "user":
+            event["parse_data"]["sentiment"] = {"score": 0.1, "label": "neutral"}
+    upset = [dict(e) for e in calm]
+    upset[3] = user("this is awful, where is my order", "order_status")
+    upset[3]["parse_data"]["sentiment"] = {"score": -0.62, "label": "negative"}
+
+    assert "mood" not in build_handoff(calm, {}, latest_of(calm))["summary"]["text"]
+    assert "mood -0.6 → +0.1" in build_handoff(upset, {}, latest_of(upset))["summary"]["text"]
+
+
+# --- the optional summariser (handoff_channel.summarizer) ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fake_llm(answer: str | None, *, wire: str = "openai", status: int = 200) -> Iterator[tuple[str, list[Any]]]:
+    """A local stand-in for an LLM endpoint: records the requests, answers ``answer``."""
+    requests: list[Any] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append({**body, "_auth": self.headers.get("Authorization")})
+            if wire == "openai":
+                reply: Any = {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+            else:
+                reply = {"text": answer}
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_no_summariser_unless_configured() -> None:
+    assert summarizer_from_env({}) is None
+    events = returns_conversation()
+    handoff = build_handoff(events, {}, latest_of(events))
+    assert apply_summarizer(handoff, events, None) is handoff
+    assert handoff["summary"]["generated_by"] == "deterministic"
+
+
+def test_an_openai_compatible_endpoint_writes_the_text_and_the_rest_stays_deterministic() -> None:
+    events = returns_conversation()
+    handoff = build_handoff(events, {}, latest_of(events))
+    with fake_llm("Wants to return trainers from order 48213 for a refund.") as (url, requests):
+        summarizer = summarizer_from_env({"HANDOFF_SUMMARIZER_URL": url, "HANDOFF_SUMMARIZER_MODEL": "small-model",
+                                          "HANDOFF_SUMMARIZER_API_KEY": "sk-test"})
+        result = apply_summarizer(handoff, events, summarizer)
+
+    summary = result["summary"]
+    assert summary["text"] == "Wants to return trainers from order 48213 for a refund."
+    assert summary["deterministic_text"] == handoff["summary"]["text"]
+    assert summary["generated_by"] == "http:openai"
+    assert summary["headline"] == handoff["summary"]["headline"] and summary["facts"] == handoff["summary"]["facts"]
+    (request,) = requests
+    assert request["model"] == "small-model" and request["temperature"] == 0 and request["_auth"] == "Bearer sk-test"
+    assert "Visitor: the trainers I got are too small" in request["messages"][1]["content"]
+
+
+def test_a_json_endpoint_gets_the_handoff_and_the_transcript() -> None:
+    events = returns_conversation()
+    handoff = build_handoff(events, {}, latest_of(events))
+    with fake_llm("x" * 5000, wire="json") as (url, requests):
+        result = apply_summarizer(handoff, events, HttpSummarizer(url, wire_format="json"))
+    assert requests[0]["handoff"]["reason"] == "explicit_request"
+    assert requests[0]["transcript"][0] == "Visitor: hi"
+    assert len(result["summary"]["text"]) == MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize(("answer", "status"), [(None, 200), ("", 200), ("text", 500)])
+def test_a_failing_or_empty_summariser_keeps_the_deterministic_summary(answer: str | None, status: int) -> None:
+    events = returns_conversation()
+    handoff = build_handoff(events, {}, latest_of(events))
+    with fake_llm(answer, status=status) as (url, _):
+        assert apply_summarizer(handoff, events, HttpSummarizer(url, timeout=2)) == handoff
+
+
+class _Shouting:
+    name = "shouting"
+
+    def summarize(self, handoff: Any, transcript: Any) -> str:
+        return handoff["summary"]["headline"].upper()
+
+
+def shouting() -> _Shouting:
+    return _Shouting()
+
+
+def test_any_python_summariser_plugs_in_by_name() -> None:
+    summarizer = summarizer_from_env({"HANDOFF_SUMMARIZER": f"{__name__}:shouting"})
+    events = returns_conversation()
+    result = apply_summarizer(build_handoff(events, {}, latest_of(events)), events, summarizer)
+    assert result["summary"]["text"].startswith("WANTS TO RETURN") and result["summary"]["generated_by"] == "shouting"
+
+
+def test_a_summariser_url_must_be_http() -> None:
+    with pytest.raises(ValueError, match="http"):
+        summarizer_from_env({"HANDOFF_SUMMARIZER_URL": "file:///etc/passwd"})
