@@ -1,8 +1,10 @@
 # The verbs people use. `make run` and `make test` set up whatever is missing first.
-.PHONY: run run-fast setup test test-unit test-e2e test-browser train validate test-bot bench check clean
+.PHONY: run run-fast setup test test-unit test-e2e test-browser train validate test-bot eval-triggers bench check clean
 
 PY := .venv/bin/python
 RASA := $(CURDIR)/.venv/bin/rasa
+# Rasa runs from bot/ and must import our component and policy (handoff_channel.nlu, .policies).
+RASA_ENV := PYTHONPATH=$(CURDIR) RASA_TELEMETRY_ENABLED=false
 
 run: setup                ## train if needed and run the product (visitor page + inbox URLs are printed)
 	$(PY) -m handoff_channel.devstack run
@@ -26,14 +28,17 @@ test-browser: setup
 	$(PY) -m pytest tests/browser -q
 
 train: setup              ## train the production model (bot/config.yml)
-	cd bot && RASA_TELEMETRY_ENABLED=false $(RASA) train --config config.yml --fixed-model-name handoff --out models
+	cd bot && $(RASA_ENV) $(RASA) train --config config.yml --fixed-model-name handoff --out models
 
 validate: setup           ## rasa data validate
-	cd bot && RASA_TELEMETRY_ENABLED=false $(RASA) data validate --config config.yml --fail-on-warnings
+	cd bot && $(RASA_ENV) $(RASA) data validate --config config.yml --fail-on-warnings
 
 test-bot: setup           ## rasa test with the test stories
-	cd bot && RASA_TELEMETRY_ENABLED=false $(RASA) train --config config.fast.yml --fixed-model-name fast --out models && \
-	  RASA_TELEMETRY_ENABLED=false $(RASA) test --stories tests/test_stories.yml --model models/fast.tar.gz --out results --fail-on-prediction-errors
+	cd bot && $(RASA_ENV) $(RASA) train --config config.fast.yml --fixed-model-name fast --out models && \
+	  $(RASA_ENV) $(RASA) test --stories tests/test_stories.yml --model models/fast.tar.gz --out results --fail-on-prediction-errors
+
+eval-triggers: setup      ## precision and recall per handoff trigger on bot/tests/trigger_utterances*.yml
+	$(PY) scripts/eval_triggers.py
 
 bench: setup              ## benchmarks: prints a table, writes docs/benchmarks.md
 	scripts/bench.sh

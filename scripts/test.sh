@@ -28,6 +28,10 @@ printf '\n==> Lint and types (make check)\n'
 .venv/bin/ruff check handoff_channel tests bot/actions
 .venv/bin/mypy handoff_channel
 
+# The conversation designers' checks: training data validation and Rasa's test stories.
+printf '\n==> make validate test-bot\n'
+make --no-print-directory validate test-bot
+
 printf '\n==> Running the tests (the first run trains a small model, ~1 min)\n'
 set +e
 .venv/bin/python -m pytest "$@"
