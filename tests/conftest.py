@@ -16,7 +16,7 @@ import pytest
 from handoff_channel.devstack import Stack, train
 from handoff_channel.settings import REPO_ROOT
 
-from .support import AgentClient, free_port
+from .support import AgentClient, Visitor, free_port
 
 PASSWORD = "correct-horse-9"
 AGENTS = {"sarah": ("Sarah", False), "tom": ("Tom", False), "boss": ("Bea Boss", True)}
@@ -66,3 +66,14 @@ async def tom(stack: Stack) -> AsyncIterator[AgentClient]:
     await client.login("tom", PASSWORD)
     yield client
     await client.close()
+
+
+@pytest.fixture(autouse=True)
+async def close_visitors() -> AsyncIterator[None]:
+    """Disconnect every test visitor a test left open (a failed assertion skips its own close)."""
+    yield
+    for visitor in list(Visitor.open_visitors):
+        try:
+            await visitor.close()
+        except Exception:
+            pass

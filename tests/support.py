@@ -25,6 +25,8 @@ def free_port() -> int:
 class Visitor:
     """A widget stand-in: same events and payloads as rasa-webchat 1.0.1."""
 
+    open_visitors: "set[Visitor]" = set()  # closed by a fixture after each test, even a failed one
+
     def __init__(self, url: str, session_id: Optional[str] = None) -> None:
         self.url = url
         self.session_id = session_id
@@ -55,6 +57,7 @@ class Visitor:
 
     async def connect(self) -> str:
         self._confirm = asyncio.get_running_loop().create_future()
+        Visitor.open_visitors.add(self)
         await self.sio.connect(self.url, transports=["polling"], socketio_path="socket.io")
         await self.sio.emit("session_request", {"session_id": self.session_id})
         self.session_id = await asyncio.wait_for(self._confirm, 10)
@@ -99,6 +102,7 @@ class Visitor:
         """Leave like a browser tab that closes: tell the server (it drops the socket from the
         session's room at once), then abort the pending long-poll instead of waiting ~25 s for the
         server's next ping to answer it."""
+        Visitor.open_visitors.discard(self)
         self.sio.reconnection = False
         eio = self.sio.eio
         if eio.state == "connected":
@@ -109,9 +113,11 @@ class Visitor:
             except asyncio.TimeoutError:
                 pass
         await eio.disconnect(abort=True)
-        for task in (getattr(eio, "read_loop_task", None), getattr(eio, "write_loop_task", None)):
-            if task is not None and not task.done():
-                task.cancel()
+        loops = [t for t in (getattr(eio, "read_loop_task", None), getattr(eio, "write_loop_task", None))
+                 if t is not None and not t.done()]
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
 
 
 @dataclass
@@ -208,9 +214,10 @@ class AgentClient:
         return stream
 
     async def close(self) -> None:
-        for s in self.streams:
-            if s.task:
-                s.task.cancel()
+        tasks = [s.task for s in self.streams if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.http.close()
 
 
