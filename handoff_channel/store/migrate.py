@@ -41,4 +41,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         cfg.attributes["connection"] = conn
+        tables = set(sa.inspect(conn).get_table_names())
+        unversioned = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision() is None
+        if "handoff_conversations" in tables and unversioned:
+            # A store created before migrations existed holds exactly revision 0001: adopt it.
+            command.stamp(cfg, "0001")
         command.upgrade(cfg, revision)

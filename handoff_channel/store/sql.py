@@ -289,8 +289,12 @@ class SqlConversationStore:
         if self._engine is not None:
             return
         if self._sqlite:
+            # One pooled connection, used by the one store thread: without a pool SQLAlchemy
+            # opens a connection per transaction, re-runs the PRAGMAs and checkpoints the WAL on
+            # every close (docs/benchmarks.md: that was most of the gateway's per-message cost).
             engine = sa.create_engine(
-                self.url, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+                self.url, future=True, connect_args={"check_same_thread": False, "timeout": 30},
+                poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0,
             )
 
             @sa.event.listens_for(engine, "connect")
