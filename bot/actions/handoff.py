@@ -82,7 +82,6 @@ OFFLINE_HANDOFF_SLOT = "offline_handoff"
 TICKET_WHY_SLOT = "ticket_why"
 EMAIL_SLOT = "ticket_email"
 ISSUE_SLOT = "ticket_issue"
-ISSUE_MAX_CHARS = 2000
 #: Plausible, not RFC 5322: something@domain.tld, no spaces, a dot-separated domain with a
 #: 2+ letter top level. Typos such as "jane@example" or "jane.example.com" are refused.
 EMAIL = re.compile(
@@ -307,7 +306,9 @@ class ValidateOfflineTicketForm(FormValidationAction):
         # A button payload ("/handoff_keep_waiting") is not a description of anything.
         if not text or text.startswith("/"):
             return {ISSUE_SLOT: None}
-        return {ISSUE_SLOT: text[:ISSUE_MAX_CHARS]}
+        # Kept whole: the gateway already refuses a visitor message over its limit, with a clear
+        # error, and nothing the visitor wrote for the team may be cut.
+        return {ISSUE_SLOT: text}
 
 
 class ActionSubmitTicket(Action):

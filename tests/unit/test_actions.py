@@ -446,6 +446,14 @@ async def test_the_issue_is_kept_in_the_visitors_words_but_a_stray_button_is_not
     assert slot_events(button)["ticket_issue"] is None
 
 
+async def test_a_long_issue_reaches_the_team_whole(executor: ActionExecutor) -> None:
+    long_issue = ("The order came in three parcels and two were damaged. " * 70).strip()  # ~3,800 characters
+
+    result = await validate(executor, "ticket_issue", long_issue)
+
+    assert slot_events(result)["ticket_issue"] == long_issue
+
+
 HANDOFF_KEPT = {"reason": "billing_dispute", "priority": 3, "team": "billing",
                 "evidence": {"intent": "billing_dispute", "text": "you charged me twice"},
                 "summary": {"headline": "Disputes a charge", "text": "Disputes a charge"}}
