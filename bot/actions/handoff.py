@@ -158,6 +158,13 @@ class ActionHandoff(Action):
                 events += [ActiveLoop(None), SlotSet("requested_slot", None)]
             if tracker.get_slot(INTERRUPTED_FORM_SLOT):
                 events.append(SlotSet(INTERRUPTED_FORM_SLOT, None))
+            # A fresh message: a hand-off inside the form (safety) must not reuse the words that
+            # fired it as the visitor's email or issue. A valid address stays.
+            email = tracker.get_slot(EMAIL_SLOT)
+            if email is not None and plausible_email(email) != email:
+                events.append(SlotSet(EMAIL_SLOT, None))
+            if tracker.get_slot(ISSUE_SLOT) is not None:
+                events.append(SlotSet(ISSUE_SLOT, None))
             return events + [SlotSet(TICKET_WHY_SLOT, why), FollowupAction(OFFLINE_FORM)]
 
         dispatcher.utter_message(response="utter_handoff_connecting")
@@ -294,6 +301,9 @@ class ValidateOfflineTicketForm(FormValidationAction):
     def validate_ticket_email(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> dict[str, Any]:
+        if slot_value is None:
+            # Cleared, not typed (a hand-off inside the form starts it afresh): just ask.
+            return {EMAIL_SLOT: None}
         email = plausible_email(slot_value)
         if email is None:
             dispatcher.utter_message(response="utter_invalid_email")

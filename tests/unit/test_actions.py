@@ -399,13 +399,32 @@ async def test_nobody_available_in_the_middle_of_the_order_form_drops_it(executo
     assert kinds[-1] == ("followup", "offline_ticket_form", None)
 
 
-def form_turn(slot: str, text: str, intent: str = "nlu_fallback") -> list[dict[str, Any]]:
+async def test_a_safety_message_inside_the_message_form_is_not_taken_as_the_email(executor: ActionExecutor) -> None:
+    # action_extract_slots filled ticket_email with the words before HandoffPolicy said "safety".
+    events = with_desk([user("get me a human", "request_human"), {"event": "action", "name": "action_handoff"},
+                        {"event": "action", "name": "offline_ticket_form"}, bot("utter_ask_ticket_email", "?"),
+                        {"event": "action", "name": "action_listen"},
+                        user("I want to kill myself", "safety_concern")], "no_agents") + [
+        {"event": "slot", "name": "ticket_email", "value": "I want to kill myself"},
+        {"event": "action", "name": "utter_crisis_resources"}]
+    slots = {"ticket_email": "I want to kill myself", "ticket_issue": "older words", "requested_slot": "ticket_email"}
+    result = await executor.run(action_call("action_handoff", events, slots, active_loop="offline_ticket_form"))
+
+    assert {"ticket_email": None, "ticket_issue": None, "ticket_why": "no_agents"}.items() <= slot_events(result).items()
+    assert result["events"][-1]["name"] == "offline_ticket_form"
+
+    kept = await executor.run(action_call("action_handoff", events, {**slots, "ticket_email": "jane@example.com"},
+                                          active_loop="offline_ticket_form"))
+    assert "ticket_email" not in slot_events(kept)  # a valid address is not asked for again
+
+
+def form_turn(slot: str, text: Any, intent: str = "nlu_fallback") -> list[dict[str, Any]]:
     """What Rasa sends validate_offline_ticket_form: the visitor's answer, then the candidate."""
     return [bot(f"utter_ask_{slot}", "?"), {"event": "action", "name": "action_listen"},
             user(text, intent, 0.4), {"event": "slot", "name": slot, "value": text}]
 
 
-async def validate(executor: ActionExecutor, slot: str, text: str) -> dict[str, Any]:
+async def validate(executor: ActionExecutor, slot: str, text: str | None) -> dict[str, Any]:
     events = [{"event": "action", "name": "offline_ticket_form"}, {"event": "active_loop", "name": "offline_ticket_form"},
               *form_turn(slot, text)]
     return await executor.run(action_call("validate_offline_ticket_form", events,
@@ -436,6 +455,12 @@ async def test_an_implausible_email_is_refused_with_a_clear_message(executor: Ac
     (message,) = result["responses"]
     assert message["response"] == "utter_invalid_email"
     assert "name@example.com" in rendered(message)
+
+
+async def test_a_cleared_email_is_asked_for_without_calling_it_invalid(executor: ActionExecutor) -> None:
+    result = await validate(executor, "ticket_email", None)
+
+    assert slot_events(result)["ticket_email"] is None and result["responses"] == []
 
 
 async def test_the_issue_is_kept_in_the_visitors_words_but_a_stray_button_is_not_an_issue(executor: ActionExecutor) -> None:
