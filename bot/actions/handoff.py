@@ -389,6 +389,10 @@ def _as_rating(value: Any) -> Optional[int]:
 
 
 def _had_handback(tracker: Tracker) -> bool:
+    """A person helped in this conversation: a hand-back happened, and not because the visitor
+    stopped waiting (then nobody helped, and there is nothing to rate)."""
+    if tracker.get_slot("handoff_outcome") in (CANCELLED, LEAVE_MESSAGE):
+        return False
     return any(e.get("event") == "action" and e.get("name") == "action_handback" for e in tracker.events)
 
 

@@ -271,6 +271,12 @@ async def test_a_rating_out_of_range_is_asked_again_and_one_without_a_handback_i
     assert stray["events"] == [] and stray["responses"][0]["response"] == "utter_default"
 
 
+async def test_a_visitor_who_stopped_waiting_has_no_help_to_rate(executor: ActionExecutor) -> None:
+    result = await executor.run(action_call("action_record_rating", rating_events("5"), {"handoff_outcome": "cancelled"}))
+
+    assert result["events"] == [] and result["responses"][0]["response"] == "utter_default"
+
+
 @pytest.mark.parametrize(
     ("outcome", "response", "words"),
     [
