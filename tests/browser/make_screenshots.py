@@ -5,7 +5,10 @@
         --password handoff-demo --tom-password password123            # an already running stack
 
 A few visitors talk to the real bot and ask for a person; Sarah takes one and answers it, Tom
-another; then the queue, an open conversation and the widget mid-handoff are captured.
+another; two visitors leave a message instead (offline tickets); then the queue, an open
+conversation, the Tickets tab, the supervisors' team view and the widget mid-handoff are captured
+at 1280x800 (docs/screenshots/) and again at 1440x900 and 1024x720 (a temporary directory, for
+checking the layout; not committed).
 """
 
 from __future__ import annotations
@@ -46,6 +49,21 @@ async def talk(base: str, name: Optional[str], lines: list[str], *, tier: Option
             await v.wait_for(lambda ms, n=before: len(ms) > n, timeout=20)
             await asyncio.sleep(0.3)  # let a multi-part answer arrive
         return str(v.session_id)
+    finally:
+        await leave(v)
+
+
+async def leave_message(base: str, name: str, email: str, issue: str) -> None:
+    """A visitor who chooses to leave a message (the button's payload) and fills in the form."""
+    custom = {"language": "en", "name": name}
+    v = Visitor(base)
+    await v.connect()
+    try:
+        for line in ["hi", "/handoff_leave_message", email, issue]:
+            before = len(v.received)
+            await v.say(line, custom=custom)
+            await v.wait_for(lambda ms, n=before: len(ms) > n, timeout=20)
+            await asyncio.sleep(0.3)
     finally:
         await leave(v)
 
@@ -129,12 +147,45 @@ async def run(base: str, password: str, tom_password: str) -> None:
         await inbox.page.wait_for_timeout(1500)  # let the wait clocks tick
         await inbox.page.screenshot(path=str(OUT / "inbox-queue.png"))
 
-        # The same at 1024 px wide, for checking the narrow layout (not committed).
-        await inbox.page.set_viewport_size({"width": 1024, "height": 720})
-        await inbox.page.wait_for_timeout(300)
-        narrow = Path(tempfile.gettempdir()) / "inbox-1024.png"
-        await inbox.page.screenshot(path=str(narrow))
-        print(f"narrow layout: {narrow}")
+        # (d) offline tickets: teams and availability first, so the team view has something to show
+        await sarah.ok("POST", "/api/agents/sarah", {"teams": ["billing", "orders"], "capacity": 4})
+        await sarah.ok("POST", "/api/agents/tom", {"teams": ["orders"], "capacity": 3})
+        await leave_message(base, "Noah Becker", "noah.becker@example.com",
+                            "The invoice for order 50711 shows the wrong VAT number, can you send a corrected one?")
+        await leave_message(base, "Sofia Rossi", "sofia.rossi@example.org",
+                            "My discount code SPRING15 was not applied at checkout. Please refund the difference.")
+        await inbox.tab("tickets")
+        await expect(inbox.ticket("sofia.rossi@example.org")).to_be_visible(timeout=10_000)
+        await inbox.ticket("sofia.rossi@example.org").click()
+        await expect(inbox.page.locator(".ticket-view .transcript .msg").first).to_be_visible(timeout=10_000)
+        await expect(inbox.page.locator(".toast")).to_be_hidden(timeout=10_000)
+        await inbox.page.wait_for_timeout(500)
+        await inbox.page.screenshot(path=str(OUT / "inbox-tickets.png"))
+
+        # (e) the supervisors' team view (Sarah is a supervisor here)
+        await inbox.page.locator(".topbar [data-action=team]").click()
+        await expect(inbox.page.locator(".team-table tbody tr").first).to_be_visible(timeout=10_000)
+        await inbox.page.wait_for_timeout(500)
+        await inbox.page.screenshot(path=str(OUT / "inbox-team.png"))
+
+        # The same screens at other sizes, for checking the layout (not committed).
+        extra = Path(tempfile.mkdtemp(prefix="inbox-shots-"))
+        for width, height in ((1440, 900), (1024, 720)):
+            await inbox.page.set_viewport_size({"width": width, "height": height})
+            await inbox.page.wait_for_timeout(300)
+            await inbox.page.screenshot(path=str(extra / f"team-{width}.png"))
+            await inbox.tab("tickets")
+            await inbox.page.wait_for_timeout(300)
+            await inbox.page.screenshot(path=str(extra / f"tickets-{width}.png"))
+            await inbox.tab("open")
+            await inbox.open("Lena Fischer")
+            await inbox.page.wait_for_timeout(300)
+            await inbox.page.screenshot(path=str(extra / f"conversation-{width}.png"))
+            await inbox.open("Emma Larsen")
+            await inbox.page.wait_for_timeout(300)
+            await inbox.page.screenshot(path=str(extra / f"queue-{width}.png"))
+            await inbox.page.locator(".topbar [data-action=team]").click()
+        print(f"other sizes: {extra}")
         await browser.close()
     await sarah.close()
     await tom.close()

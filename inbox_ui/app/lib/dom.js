@@ -83,9 +83,12 @@ const ICONS = {
   transfer: "M4 5h11V2l5 5-5 5V9H4zm16 10H9v-3l-5 5 5 5v-3h11z",
   escalate: "M12 3l7 7h-4v6H9v-6H5zM5 19h14v2H5z",
   team: "M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7zm7.5 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM9 13c-2.7 0-7 1.3-7 4v2h14v-2c0-2.7-4.3-4-7-4zm7.5 0c-.4 0-.8 0-1.3.1 1.1.9 1.8 2.1 1.8 3.9v2h6v-2c0-2.6-4-4-6.5-4z",
-  ticket: "M4 5h16a1 1 0 0 1 1 1v3a2.5 2.5 0 0 0 0 5v3a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1v-3a2.5 2.5 0 0 0 0-5V6a1 1 0 0 1 1-1zm4 4v2h8V9zm0 4v2h5v-2z",
+  // A ticket outline with a dashed tear line (drawn with evenodd: the inner shape is a hole).
+  ticket: "M4 5h16a1 1 0 0 1 1 1v3a3 3 0 0 0 0 6v3a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1v-3a3 3 0 0 0 0-6V6a1 1 0 0 1 1-1zm1 2v2.6a5 5 0 0 1 0 4.8V17h14v-2.6a5 5 0 0 1 0-4.8V7zm9 1h1.6v2.2H14zm0 3.4h1.6v2.2H14zm0 3.4h1.6V17H14z",
   info: "M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2zm0-8h-2V7h2z",
 };
+
+const EVENODD = new Set(["ticket"]);
 
 export function icon(name, extraClass = "") {
   const ns = "http://www.w3.org/2000/svg";
@@ -95,6 +98,7 @@ export function icon(name, extraClass = "") {
   svg.setAttribute("class", `icon ${extraClass}`.trim());
   const path = document.createElementNS(ns, "path");
   path.setAttribute("d", ICONS[name] || "");
+  if (EVENODD.has(name)) path.setAttribute("fill-rule", "evenodd");
   svg.append(path);
   return svg;
 }

@@ -42,7 +42,7 @@ export const TABS = [
   { view: "mine", label: "Mine", key: "2" },
   { view: "open", label: "All open", short: "Open", key: "3" },
   { view: "resolved", label: "Resolved", short: "Done", key: "4" },
-  { view: "tickets", label: "Tickets", key: "5" },
+  { view: "tickets", label: "Tickets", icon: "ticket", key: "5" },
 ];
 
 let scheduled = false;

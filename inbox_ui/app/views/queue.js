@@ -2,7 +2,7 @@
 // Rows are rebuilt when the list changes (cheap: a few hundred rows at most); the wait times tick
 // every second by updating only their text.
 
-import { h, mount } from "../lib/dom.js";
+import { h, mount, icon } from "../lib/dom.js";
 import { state, TABS, rowsOf, counts, unreadOf, hasDraft, pendingOf } from "../lib/store.js";
 import { switchView, openConversation } from "../lib/actions.js";
 import { renderTicketList } from "./tickets.js";
@@ -37,10 +37,13 @@ export function createQueue() {
             type: "button",
             title: `${t.label}${t.view === "tickets" ? `: ${n} open` : t.view !== "resolved" ? `: ${n}` : ""} (key ${t.key})`,
             dataset: { view: t.view },
-            attrs: { role: "tab", "aria-selected": active ? "true" : "false" },
+            attrs: { role: "tab", "aria-selected": active ? "true" : "false", "aria-keyshortcuts": t.key },
             on: { click: () => switchView(t.view) },
           },
-          h("span", { class: "tab-label" }, t.label),
+          // Five tabs in a 300 px column: Tickets is an icon (and its count), "All open" reads
+          // "Open", and "Resolved" reads "Done" when the column is at its narrowest.
+          t.icon ? icon(t.icon) : null,
+          h("span", { class: t.icon ? "sr-only" : "tab-label" }, t.label),
           t.short ? h("span", { class: "tab-label-short" }, t.short) : null,
           // Counts on the tabs an agent acts on; All open shows its count on hover (space is short).
           n > 0 && (t.view === "unassigned" || t.view === "mine" || t.view === "tickets")
