@@ -114,6 +114,14 @@ class NotAssignee(Conflict):
         )
 
 
+class NoSupervisor(Conflict):
+    code = "no_supervisor"
+
+
+class TicketAlreadyDone(Conflict):
+    code = "ticket_already_done"
+
+
 class BackendUnavailable(HandoffError):
     status = 503
     code = "backend_unavailable"

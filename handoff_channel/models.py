@@ -49,6 +49,8 @@ class Move(str, enum.Enum):
     RESOLVED = "resolved"
     CANCELLED = "cancelled"  # the visitor stopped waiting and went back to the bot
     TRANSFERRED = "transferred"  # one agent passed the conversation to another
+    TEAM_TRANSFERRED = "team_transferred"  # back to the queue, for another team
+    ESCALATED = "escalated"  # passed to a supervisor
 
 
 # The one table of allowed moves: (from, move) -> to. Anything else is an InvalidTransition.
@@ -63,6 +65,10 @@ TRANSITIONS: dict[tuple[Status, Move], Status] = {
     (Status.ASSIGNED, Move.RESOLVED): Status.RESOLVED,
     (Status.QUEUED, Move.CANCELLED): Status.BOT,
     (Status.ASSIGNED, Move.TRANSFERRED): Status.ASSIGNED,
+    (Status.ASSIGNED, Move.TEAM_TRANSFERRED): Status.QUEUED,
+    (Status.QUEUED, Move.TEAM_TRANSFERRED): Status.QUEUED,
+    (Status.ASSIGNED, Move.ESCALATED): Status.ASSIGNED,
+    (Status.QUEUED, Move.ESCALATED): Status.ASSIGNED,
 }
 
 URGENT = 4  # the highest priority: an urgent conversation alerts every agent
@@ -102,6 +108,29 @@ class Outcome(str, enum.Enum):
     RESOLVED = "resolved"
     FOLLOW_UP = "follow_up"
     CONTINUE = "continue"
+
+
+class VisitorChoice(str, enum.Enum):
+    """What a visitor waiting in the queue may decide (buttons or their own words; the bot's NLU
+    reads them). ``cancel`` and ``leave_message`` end the wait; the hand-back tells the bot which."""
+
+    CANCEL = "cancel"
+    LEAVE_MESSAGE = "leave_message"
+    KEEP_WAITING = "keep_waiting"
+
+    @property
+    def handback_outcome(self) -> str:
+        """The ``handoff_outcome`` the bot receives (never one an agent can pick)."""
+        return {"cancel": "cancelled", "leave_message": "leave_message"}.get(self.value, "")
+
+
+class TicketWhy(str, enum.Enum):
+    """Why a visitor left a message instead of talking to a person."""
+
+    NO_AGENTS = "no_agents"  # nobody was available when the handoff fired
+    CLOSED = "closed"  # outside business hours
+    UNCLAIMED = "unclaimed"  # they waited, nobody claimed, they chose to leave a message
+    VISITOR_REQUEST = "visitor_request"  # they asked to leave a message
 
 
 def now() -> float:
@@ -335,3 +364,46 @@ class CannedResponse:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "shortcut": self.shortcut, "text": self.text, "created_by": self.created_by}
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """An offline ticket: a visitor's contact and issue, left when no person could take over."""
+
+    id: int
+    key: str  # set by the bot; the same key twice is the same ticket (retries)
+    conversation_id: str
+    status: str  # open | done
+    email: str
+    issue: str
+    why: str
+    handoff: Optional[Handoff]
+    visitor_label: str
+    created_at: float
+    closed_at: Optional[float] = None
+    closed_by: Optional[str] = None
+    closed_by_name: Optional[str] = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        handoff = self.handoff
+        return {
+            "id": self.id,
+            "key": self.key,
+            "conversation_id": self.conversation_id,
+            "status": self.status,
+            "email": self.email,
+            "issue": self.issue,
+            "why": self.why,
+            "reason": handoff.reason if handoff else None,
+            "priority": handoff.priority if handoff else None,
+            "team": handoff.team if handoff else None,
+            "headline": handoff.summary.get("headline") if handoff else None,
+            "summary": dict(handoff.summary) if handoff else {},
+            "visitor_label": self.visitor_label,
+            "created_at": self.created_at,
+            "closed_at": self.closed_at,
+            "closed_by": self.closed_by,
+            "closed_by_name": self.closed_by_name,
+            "note": self.note,
+        }

@@ -56,20 +56,33 @@ class CollectingOutput(OutputChannel):
         self.messages.append({"text": text})
 
 
-def split_handoff(messages: List[Dict[Text, Any]]) -> tuple[List[Dict[Text, Any]], Optional[Dict[Text, Any]]]:
-    """Take the handoff request (custom payload ``{"handoff": {...}}``) out of the bot's messages."""
+# Custom payloads the actions hand the gateway (never shown to the visitor): the handoff request of
+# action_handoff, and the offline ticket of action_submit_ticket.
+REQUESTS = ("handoff", "offline_ticket")
+
+
+def split_requests(messages: List[Dict[Text, Any]]) -> tuple[List[Dict[Text, Any]], Dict[Text, Dict[Text, Any]]]:
+    """Take the actions' requests (custom payloads ``{"handoff": {...}}``, ``{"offline_ticket":
+    {...}}``) out of the bot's messages: what the visitor sees, and the requests by name."""
     visible: List[Dict[Text, Any]] = []
-    handoff: Optional[Dict[Text, Any]] = None
+    requests: Dict[Text, Dict[Text, Any]] = {}
     for m in messages:
         custom = m.get("custom")
-        if isinstance(custom, dict) and isinstance(custom.get("handoff"), dict):
-            handoff = custom["handoff"]
+        found = [k for k in REQUESTS if isinstance(custom, dict) and isinstance(custom.get(k), dict)]
+        if found:
+            assert isinstance(custom, dict)
+            requests.update({k: custom[k] for k in found})
             rest = {k: v for k, v in m.items() if k not in ("custom", "timestamp", "utter_action")}
             if rest.get("text"):
                 visible.append(rest)
             continue
         visible.append({k: v for k, v in m.items() if k != "timestamp"})
-    return visible, handoff
+    return visible, requests
+
+
+def _answer(messages: List[Dict[Text, Any]], **extra: Any) -> Dict[Text, Any]:
+    visible, requests = split_requests(messages)
+    return {"messages": visible, "handoff": requests.get("handoff"), "ticket": requests.get("offline_ticket"), **extra}
 
 
 def _error(status: int, code: str, message: str) -> HTTPResponse:
@@ -183,8 +196,7 @@ class HandoffInput(InputChannel):
             if tracker is not None:
                 said = _bot_events_after(list(tracker.events), lambda e: e.message_id == message_id)
                 if said is not None:
-                    messages, handoff = split_handoff(said)
-                    return response.json({"messages": messages, "handoff": handoff, "parse": None, "replayed": True})
+                    return response.json(_answer(said, parse=None, replayed=True))
         # Parse first so the gateway learns intent and confidence without re-reading the tracker;
         # Rasa then skips NLU because parse_data is given.
         parse = await agent.parse_message(text)
@@ -195,12 +207,10 @@ class HandoffInput(InputChannel):
                 message_id=message_id, metadata=metadata,
             )
         )
-        messages, handoff = split_handoff(out.messages)
         intent = parse.get("intent") or {}
         return response.json(
             {
-                "messages": messages,
-                "handoff": handoff,
+                **_answer(out.messages),
                 "parse": {
                     "intent": intent.get("name"),
                     "confidence": intent.get("confidence"),
@@ -218,6 +228,9 @@ class HandoffInput(InputChannel):
         if not isinstance(entries, list):
             return _error(400, "invalid_payload", "'entries' must be a list.")
         events: List[Any] = []
+        # What NLU made of each visitor line, for the gateway: a visitor waiting in the queue who
+        # says "never mind" (or clicks the button) is taken back to the bot.
+        intents: Dict[Text, Dict[Text, Any]] = {}
         for entry in entries:
             if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
                 return _error(400, "invalid_payload", "each entry needs a 'role' and a 'text'.")
@@ -226,6 +239,9 @@ class HandoffInput(InputChannel):
             if entry.get("role") == "visitor":
                 # NLU runs for the record (intent, entities, sentiment), never the policies.
                 parse = await agent.parse_message(entry["text"])
+                if mid:
+                    top = parse.get("intent") or {}
+                    intents[mid] = {"name": top.get("name"), "confidence": top.get("confidence")}
                 events.append(
                     UserUttered(
                         entry["text"], parse.get("intent"), parse.get("entities"), parse,
@@ -256,7 +272,7 @@ class HandoffInput(InputChannel):
                 added += 1
             if added:
                 await agent.tracker_store.save(tracker)
-        return response.json({"logged": added})
+        return response.json({"logged": added, "intents": intents})
 
     async def _handback(self, agent: Any, body: Dict[Text, Any]) -> HTTPResponse:
         conversation_id = body["conversation_id"]
@@ -279,12 +295,10 @@ class HandoffInput(InputChannel):
                     list(tracker.events), lambda e: (e.intent or {}).get("name") == HANDOFF_INTENT
                 )
                 if said is not None:
-                    messages, _ = split_handoff(said)
-                    return response.json({"messages": messages, "replayed": True})
+                    return response.json(_answer(said, replayed=True))
             # The protocol that held against fallback rewinds and /restart: resume, close the
             # paused stretch with action_listen, then a real bot turn through an external intent.
             tracker.update(ConversationResumed())
             tracker.update(ActionExecuted("action_listen"))
             await agent.processor.trigger_external_user_uttered(HANDOFF_INTENT, entities, tracker, out)
-        messages, _ = split_handoff(out.messages)
-        return response.json({"messages": messages})
+        return response.json(_answer(out.messages))

@@ -15,8 +15,8 @@ from typing import Any, Awaitable, Callable, Mapping, Optional
 import aiohttp
 
 from .errors import ConversationNotFound
-from .models import Handoff, Message, OutboxItem, OutboxKind, Role, now
-from .service import HandoffService
+from .models import Handoff, Message, OutboxItem, OutboxKind, Role, VisitorChoice, now
+from .service import CHOICE_INTENTS, HandoffService
 from .settings import Settings
 from .store import ConversationStore
 from .webchat import from_rasa
@@ -222,7 +222,12 @@ class RasaPipe:
         if msg is None:
             await self.store.finish_outbox([item.id])
             return
-        metadata = (msg.meta or {}).get("metadata") or {}
+        metadata = dict((msg.meta or {}).get("metadata") or {})
+        try:
+            # Whether a person could take over now: action_handoff offers an offline ticket instead.
+            metadata["handoff_desk"] = await self.service.desk_status()
+        except Exception as exc:  # the bot path fails open: without it the bot hands off as usual
+            log.warning("desk status unknown for a bot turn of %s: %s", conversation_id, exc)
         body = {
             "conversation_id": conversation_id,
             "message_id": f"gw-{msg.id}",
@@ -249,6 +254,9 @@ class RasaPipe:
             if isinstance(m, Mapping):
                 parts.extend(from_rasa(m))
         await self.service.record_bot_messages(conversation_id, parts)
+        ticket = result.get("ticket")
+        if isinstance(ticket, Mapping):
+            await self.service.record_ticket(conversation_id, ticket)
         handoff = result.get("handoff")
         if isinstance(handoff, Mapping):
             summary = handoff.get("summary")
@@ -269,10 +277,35 @@ class RasaPipe:
             msg = await self.store.get_message(int(item.payload["message_id"]))
             if msg is not None:
                 entries.append(_log_entry(msg))
+        result = None
         if entries:
             body = {"conversation_id": conversation_id, "entries": entries}
-            await self._with_retry("recording the human stretch", lambda _a: self.client.log(body), batch)
+            result = await self._with_retry("recording the human stretch", lambda _a: self.client.log(body), batch)
         await self.store.finish_outbox([i.id for i in batch])
+        if result is not None:
+            await self._act_on_choices(conversation_id, entries, result.get("intents"))
+
+    async def _act_on_choices(self, conversation_id: str, entries: list[dict[str, Any]], intents: Any) -> None:
+        """A visitor waiting in the queue said "never mind", "I'll leave a message" or "I'll wait"
+        (or clicked the button): the bot's NLU recognised it while recording the turn."""
+        if not isinstance(intents, Mapping):
+            return
+        for entry in entries:
+            if entry["role"] != "visitor":
+                continue
+            found = intents.get(entry["message_id"])
+            if not isinstance(found, Mapping):
+                continue
+            choice = CHOICE_INTENTS.get(str(found.get("name")))
+            confidence = found.get("confidence")
+            if choice is None or not isinstance(confidence, (int, float)):
+                continue
+            if confidence < self.settings.choice_min_confidence:
+                continue
+            if await self.service.visitor_choice(conversation_id, choice):
+                log.info("visitor of %s chose %s while waiting", conversation_id, choice.value)
+                if choice is not VisitorChoice.KEEP_WAITING:
+                    return  # the wait is over; one choice per batch is enough
 
     async def _handback(self, conversation_id: str, item: OutboxItem) -> None:
         body = dict(item.payload, conversation_id=conversation_id, handback_id=f"hb-{item.id}")

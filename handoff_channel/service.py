@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .bus import EventBus
@@ -17,6 +18,7 @@ from .errors import (
     InvalidPayload,
     InvalidTransition,
     MessageTooLong,
+    NoSupervisor,
     NotAssignee,
     NotFound,
 )
@@ -33,6 +35,9 @@ from .models import (
     Outcome,
     Role,
     Status,
+    Ticket,
+    TicketWhy,
+    VisitorChoice,
     median,
     now,
     queue_priority,
@@ -71,6 +76,38 @@ def wait_notice(position: int, expected_wait_s: Optional[float]) -> str:
     return text
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _reply(title: str, payload: str) -> dict[str, str]:
+    return {"content_type": "text", "title": title, "payload": payload}
+
+
+# Quick replies a waiting visitor gets. The widget sends the payload as the visitor's message; the
+# bot's NLU reads it (intent with confidence 1) when the turn is recorded, and the gateway acts.
+CANCEL_REPLY = _reply("Never mind, back to the assistant", "/handoff_cancel")
+UNCLAIMED_REPLIES = [
+    _reply("Keep waiting", "/handoff_keep_waiting"),
+    _reply("Leave a message", "/handoff_leave_message"),
+    _reply("Back to the assistant", "/handoff_cancel"),
+]
+UNCLAIMED_TEXT = (
+    "Sorry for the wait: everyone on our team is still busy. You can keep waiting, leave a message "
+    "and we'll get back to you by email, or go back to the assistant."
+)
+KEEP_WAITING_TEXT = "Thanks for waiting. You're still in the queue, and a person will be with you as soon as they can."
+UNCLAIMED = "unclaimed"  # timeline kind of the offer made to a visitor nobody claimed
+# The bot's intents for a waiting visitor's choices (bot/domain.yml).
+CHOICE_INTENTS = {
+    "handoff_cancel": VisitorChoice.CANCEL,
+    "handoff_leave_message": VisitorChoice.LEAVE_MESSAGE,
+    "handoff_keep_waiting": VisitorChoice.KEEP_WAITING,
+}
+MAX_EMAIL_CHARS = 254
+TICKET_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
 class HandoffService:
     def __init__(
         self, store: ConversationStore, bus: EventBus, settings: Settings, *, clock: Callable[[], float] = now
@@ -80,6 +117,10 @@ class HandoffService:
         self.settings = settings
         self.clock = clock
         self._last_touch: dict[str, float] = {}  # username -> last heartbeat written to the store
+        self.hours = settings.hours
+        # The desk status sent with every bot turn, reused for a moment: at most one agents query
+        # per second per gateway, and none in between (dropped when availability changes here).
+        self._desk: Optional[tuple[float, dict[str, Any]]] = None
         # Set by the Rasa pipe: wakes the worker of a conversation that has new outbox items.
         self.on_outbox: Callable[[str], None] = lambda _conversation_id: None
 
@@ -185,7 +226,8 @@ class HandoffService:
             _msg, event = await self.store.add_message(
                 conv.id, Role.SYSTEM, wait_notice(position, expected),
                 payload={"handoff": {"status": Status.QUEUED.value, "queue_position": position,
-                                     "expected_wait_s": expected}},
+                                     "expected_wait_s": expected},
+                         "quick_replies": [CANCEL_REPLY]},
                 route=still_queued,
             )
         except _NoLongerQueued:
@@ -211,6 +253,8 @@ class HandoffService:
         """Agents whose inbox stopped sending heartbeats become away. Run periodically by the
         gateway."""
         gone = await self.store.mark_silent_agents_away(self.clock() - self.settings.heartbeat_timeout_s)
+        if gone:
+            self._desk = None
         for agent in gone:
             log.info("agent %s sent no heartbeat for %.0f s: now away", agent.username,
                      self.settings.heartbeat_timeout_s)
@@ -223,6 +267,7 @@ class HandoffService:
             raise InvalidPayload("'availability' must be available, busy or away.") from None
         await self.heartbeat(agent, force=True)
         updated = await self.store.set_availability(agent.username, wanted)
+        self._desk = None
         if wanted is Availability.AVAILABLE:
             await self.route_queue()
         return updated
@@ -286,22 +331,30 @@ class HandoffService:
             assigned += 1
         return assigned
 
-    async def transfer(self, conversation_id: str, agent: Agent, to: Any, note: Any = None) -> Conversation:
-        """Pass an assigned conversation to another agent, with a note for them. Only the assignee
-        or a supervisor may; the visitor is told who joined."""
-        if not isinstance(to, str) or not to.strip():
-            raise InvalidPayload("'to' must name an agent.")
+    def _clean_note(self, note: Any) -> str:
         if note is not None and not isinstance(note, str):
             raise InvalidPayload("'note' must be a string.")
         if note and len(note) > self.settings.max_message_chars:
             raise MessageTooLong(len(note), self.settings.max_message_chars)
+        return (note or "").strip()
+
+    async def transfer(
+        self, conversation_id: str, agent: Agent, to: Any = None, note: Any = None, *, team: Any = None
+    ) -> Conversation:
+        """Pass an assigned conversation to another agent (``to``), or back to the queue for a
+        team (``team``), with a note for them. Only the assignee or a supervisor may; the visitor
+        is told who joined, or that another team will take over."""
+        if team is not None and to is None:
+            return await self._transfer_to_team(conversation_id, agent, team, note)
+        if not isinstance(to, str) or not to.strip():
+            raise InvalidPayload("Send 'to' (an agent's username) or 'team' (a team name).")
+        clean_note = self._clean_note(note)
         conv = await self.store.get_conversation(conversation_id)
         target = await self.store.get_agent(to.strip())
         if target is None:
             raise NotFound(f"No agent {to.strip()!r}.")
         if conv.status is Status.ASSIGNED and conv.assignee == target.username:
             raise InvalidPayload(f"Conversation {conversation_id!r} is already assigned to {target.display_name}.")
-        clean_note = (note or "").strip()
         conv, _entry, events = await self.store.transition(
             conversation_id, Move.TRANSFERRED, agent.username, actor_name=agent.display_name,
             detail={"note": clean_note},
@@ -314,6 +367,181 @@ class HandoffService:
             await self.add_note(conversation_id, agent, f"Transferred to {target.display_name}: {clean_note}")
         self.on_outbox(conversation_id)
         return conv
+
+    async def _transfer_to_team(self, conversation_id: str, agent: Agent, team: Any, note: Any) -> Conversation:
+        if not isinstance(team, str) or not team.strip() or len(team) > 64:
+            raise InvalidPayload("'team' must name a team.")
+        name = team.strip().lower()
+        clean_note = self._clean_note(note)
+        if not any(name in a.teams for a in await self.store.list_agents()):
+            raise InvalidPayload(f"No agent is in team {name!r}; set teams with POST /api/agents/<username>.")
+        conv = await self.store.get_conversation(conversation_id)
+        if conv.status is Status.QUEUED and agent.role != "supervisor":
+            raise Forbidden("Only a supervisor may move a waiting conversation to another team; claim it first.")
+        conv, _entry, events = await self.store.transition(
+            conversation_id, Move.TEAM_TRANSFERRED, agent.username, actor_name=agent.display_name,
+            detail={"note": clean_note},
+            require_assignee=None if agent.role == "supervisor" else agent.username,
+            team=name,
+            system_text=f"I'm passing you to our {name} team; someone from there will be with you shortly.",
+        )
+        await self._publish(events)
+        if clean_note:
+            await self.add_note(conversation_id, agent, f"Transferred to the {name} team: {clean_note}")
+        self.on_outbox(conversation_id)
+        await self.route_queue()
+        return conv
+
+    async def escalate(self, conversation_id: str, agent: Agent, note: Any = None) -> Conversation:
+        """Pass a conversation to a supervisor: the least-loaded available one (any supervisor
+        when none is available), never the one asking. The assignee, or anyone while it waits."""
+        clean_note = self._clean_note(note)
+        conv = await self.store.get_conversation(conversation_id)
+        self._check_owner(conv, agent)
+        supervisors = [a for a in await self.store.list_agents()
+                       if a.role == "supervisor" and a.username != agent.username]
+        if not supervisors:
+            raise NoSupervisor("There is no supervisor to escalate to; create one with create-agent --supervisor.")
+        loads = await self.store.agent_loads()
+        chosen = min(supervisors, key=lambda a: (a.availability is not Availability.AVAILABLE,
+                                                 loads.get(a.username, 0), a.username))
+        conv, _entry, events = await self.store.transition(
+            conversation_id, Move.ESCALATED, agent.username, actor_name=agent.display_name,
+            detail={"note": clean_note},
+            require_assignee=None if agent.role == "supervisor" else agent.username,
+            assign_to=(chosen.username, chosen.display_name),
+            system_text=f"{chosen.display_name} joined the chat",
+        )
+        await self._publish(events)
+        if clean_note:
+            await self.add_note(conversation_id, agent, f"Escalated to {chosen.display_name}: {clean_note}")
+        self.on_outbox(conversation_id)
+        return conv
+
+    async def directory(self) -> dict[str, Any]:
+        """Who a conversation can be passed to: every agent and team, with who is available."""
+        agents = await self.store.list_agents()
+        teams: dict[str, dict[str, Any]] = {}
+        for a in agents:
+            for t in a.teams:
+                row = teams.setdefault(t, {"name": t, "available": 0, "agents": 0})
+                row["agents"] += 1
+                row["available"] += a.availability is Availability.AVAILABLE
+        return {
+            "agents": [{"username": a.username, "display_name": a.display_name, "role": a.role,
+                        "availability": a.availability.value, "teams": list(a.teams)} for a in agents],
+            "teams": sorted(teams.values(), key=lambda t: t["name"]),
+        }
+
+    # -- nobody there: desk status, waiting visitors' choices, offline tickets -------------------
+    async def desk_status(self) -> dict[str, Any]:
+        """Whether a person can take a handoff now, sent to the bot with every turn
+        (``metadata.handoff_desk``): ``why`` is None, ``no_agents`` or ``closed``."""
+        t = self.clock()
+        if self._desk is not None and 0 <= t - self._desk[0] < 1.0:
+            return self._desk[1]
+        is_open = self.hours.is_open(t) if self.hours else True
+        available = sum(1 for a in await self.store.list_agents() if a.availability is Availability.AVAILABLE)
+        why = None if is_open and available else ("closed" if not is_open else "no_agents")
+        status = {"open": is_open, "agents_available": available, "why": why,
+                  "hours": self.hours.describe() if self.hours else None}
+        self._desk = (t, status)
+        return status
+
+    async def visitor_choice(self, conversation_id: str, choice: VisitorChoice) -> bool:
+        """A visitor waiting in the queue chose: back to the bot, leave a message, or keep
+        waiting. Acted on only while nobody has claimed the conversation (an agent who has it
+        deals with the visitor's words). Returns whether anything changed."""
+        if choice is VisitorChoice.KEEP_WAITING:
+            noted = await self.store.note_timeline(
+                conversation_id, "keep_waiting", "visitor", require_status=Status.QUEUED,
+                system_text=KEEP_WAITING_TEXT, system_payload={"handoff": {"status": Status.QUEUED.value}},
+            )
+            if noted is None:
+                return False
+            await self._publish(noted[2])
+            self.on_outbox(conversation_id)
+            return True
+        payload = {"agent": "", "agent_name": "", "outcome": choice.handback_outcome, "note": "", "facts": {}}
+        try:
+            _conv, _entry, events = await self.store.transition(
+                conversation_id, Move.CANCELLED, "visitor", detail={"choice": choice.value},
+                outbox=(OutboxKind.HANDBACK, payload),
+            )
+        except InvalidTransition:
+            return False  # claimed (or resolved) meanwhile: the agent has the visitor now
+        await self._publish(events)
+        self.on_outbox(conversation_id)
+        return True
+
+    async def sweep_unclaimed(self) -> list[str]:
+        """Conversations queued longer than ``unclaimed_after_s``: once per queueing, offer the
+        visitor to keep waiting, leave a message or go back to the bot, and alert the agents again
+        (the ``unclaimed`` timeline event). Run periodically by the gateway."""
+        after = self.settings.unclaimed_after_s
+        if after <= 0:
+            return []
+        t = self.clock()
+        offered = []
+        for conv in await self.store.unclaimed_conversations(t - after, UNCLAIMED):
+            waited = round(t - (conv.queued_at or t))
+            noted = await self.store.note_timeline(
+                conv.id, UNCLAIMED, "system", detail={"waited_s": waited}, require_status=Status.QUEUED,
+                once_per_queueing=True, system_text=UNCLAIMED_TEXT,
+                system_payload={"quick_replies": UNCLAIMED_REPLIES,
+                                "handoff": {"status": Status.QUEUED.value, "unclaimed": True}},
+            )
+            if noted is not None:
+                await self._publish(noted[2])
+                self.on_outbox(conv.id)
+                offered.append(conv.id)
+                log.info("conversation %s waited %d s unclaimed: visitor offered a choice, agents alerted", conv.id, waited)
+        return offered
+
+    async def record_ticket(self, conversation_id: str, data: Mapping[str, Any]) -> Optional[Ticket]:
+        """The bot collected a contact and an issue (``offline_ticket`` payload of
+        ``action_submit_ticket``): an open ticket in the inbox's Tickets tab. A malformed payload
+        is logged and dropped (the bot path fails open), never half-stored."""
+        key, email, issue = data.get("key"), data.get("email"), data.get("issue")
+        why = str(data.get("why"))
+        if why not in {w.value for w in TicketWhy}:
+            why = TicketWhy.NO_AGENTS.value
+        if not (isinstance(key, str) and TICKET_KEY.match(key) and isinstance(email, str) and email.strip()
+                and isinstance(issue, str) and issue.strip()):
+            log.error("offline ticket of %s dropped: it needs a key, an email and an issue: %r", conversation_id, data)
+            return None
+        raw = data.get("handoff")
+        handoff = None
+        if isinstance(raw, Mapping):
+            try:
+                priority = int(raw.get("priority") or 2)
+            except (TypeError, ValueError):
+                priority = 2
+            handoff = Handoff(
+                reason=str(raw.get("reason") or "offline"), priority=max(1, min(priority, URGENT)),
+                team=raw.get("team") if isinstance(raw.get("team"), str) else None,
+                evidence=_mapping(raw.get("evidence")),
+                summary=_mapping(raw.get("summary")),
+            )
+        # A long issue is kept whole (nothing a visitor wrote is lost), within a sane bound.
+        ticket, event = await self.store.add_ticket(
+            conversation_id, key, email=email.strip()[:MAX_EMAIL_CHARS],
+            issue=issue.strip()[: 4 * self.settings.max_message_chars], why=why, handoff=handoff,
+        )
+        if event is not None:
+            await self._publish([event])
+        return ticket
+
+    async def tickets(self, status: Any = "open") -> list[Ticket]:
+        if status not in ("open", "done", "all"):
+            raise InvalidPayload("'status' must be open, done or all.")
+        return await self.store.tickets(None if status == "all" else str(status))
+
+    async def close_ticket(self, ticket_id: int, agent: Agent, note: Any = None) -> Ticket:
+        ticket, event = await self.store.close_ticket(ticket_id, agent.username, agent.display_name,
+                                                      self._clean_note(note))
+        await self._publish([event])
+        return ticket
 
     # -- agents ---------------------------------------------------------------------------------
     async def conversations(self, view: str, agent: Optional[Agent]) -> list[Conversation]:

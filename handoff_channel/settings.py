@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
+
+from .hours import BusinessHours
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,14 +52,30 @@ class Settings:
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
     webhook_timeout_s: float = 5.0
+    # A conversation queued this long without a claim: the visitor is offered to keep waiting,
+    # leave a message or go back to the assistant, and agents are alerted again (0: never).
+    unclaimed_after_s: float = 180.0
+    # When people staff the inbox (handoff_channel.hours; empty: always). Outside these hours, and
+    # when no agent is available, a handoff becomes an offline ticket at once.
+    business_hours: str = ""
+    timezone: str = "UTC"
+    # How sure the bot's NLU must be that a waiting visitor's words are a choice ("never mind",
+    # "I'll leave a message") before the gateway acts on them; the buttons are always sure.
+    choice_min_confidence: float = 0.7
     ui_dir: Path = field(default_factory=lambda: REPO_ROOT / "inbox_ui")
     # Shown to the visitor when the widget connects for the first time (empty: nothing).
     instance_id: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "gw") + f"-{os.getpid()}")
+
+    @property
+    def hours(self) -> Optional[BusinessHours]:
+        return BusinessHours.parse(self.business_hours, self.timezone)
 
     @classmethod
     def from_env(cls) -> "Settings":
         d = cls()
         origins = _env("HANDOFF_ALLOWED_ORIGINS", "*")
+        # Checked here so a typo stops the gateway at start with a plain message.
+        BusinessHours.parse(_env("HANDOFF_BUSINESS_HOURS", ""), _env("HANDOFF_TIMEZONE", d.timezone))
         if _env("HANDOFF_WEBHOOK_URLS", "").strip() and not _env("HANDOFF_WEBHOOK_SECRET", ""):
             raise ValueError("HANDOFF_WEBHOOK_URLS needs HANDOFF_WEBHOOK_SECRET: receivers check the signature")
         return cls(
@@ -78,6 +97,10 @@ class Settings:
             priority_wait_s=float(_env("HANDOFF_PRIORITY_WAIT_S", str(d.priority_wait_s))),
             webhook_urls=tuple(u.strip() for u in _env("HANDOFF_WEBHOOK_URLS", "").split(",") if u.strip()),
             webhook_secret=_env("HANDOFF_WEBHOOK_SECRET", d.webhook_secret),
+            unclaimed_after_s=float(_env("HANDOFF_UNCLAIMED_AFTER_S", str(d.unclaimed_after_s))),
+            business_hours=_env("HANDOFF_BUSINESS_HOURS", d.business_hours),
+            timezone=_env("HANDOFF_TIMEZONE", d.timezone),
+            choice_min_confidence=float(_env("HANDOFF_CHOICE_MIN_CONFIDENCE", str(d.choice_min_confidence))),
         )
 
 

@@ -67,9 +67,9 @@ def to_widget(message: Message) -> Optional[dict[str, Any]]:
     payload = message.payload or {}
     if "attachment" in payload:
         return {"attachment": payload["attachment"]}
-    if payload.get("quick_replies"):
-        return {"text": message.text, "quick_replies": list(payload["quick_replies"])}
     out: dict[str, Any] = {"text": message.text}
+    if payload.get("quick_replies"):
+        out["quick_replies"] = list(payload["quick_replies"])
     if message.role is not Role.BOT:
         # The widget strips metadata before rendering; a page with a customComponent can use it.
         out["metadata"] = {

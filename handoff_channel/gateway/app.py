@@ -93,18 +93,31 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
             except Exception:
                 log.exception("agent availability sweep failed; retrying")
 
+    async def sweep_unclaimed() -> None:
+        # Visitors nobody claimed for a while are offered a choice, and agents alerted again.
+        if settings.unclaimed_after_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(min(max(settings.unclaimed_after_s / 6, 1.0), 10.0))
+            try:
+                await service.sweep_unclaimed()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("unclaimed conversations sweep failed; retrying")
+
     async def start(app: Sanic, _loop: Any) -> None:
         await store.open()
         await bus.open()
         await visitors.start()
         await pipe.start()
-        app.ctx.sweeper = asyncio.create_task(sweep_silent_agents(), name="agent-sweep")
+        app.ctx.sweepers = [asyncio.create_task(sweep_silent_agents(), name="agent-sweep"),
+                            asyncio.create_task(sweep_unclaimed(), name="unclaimed-sweep")]
         await webhooks.start()
         log.info("gateway ready: store %s, bus %s, rasa %s", settings.db_url, settings.bus_url, settings.rasa_url)
 
     async def stop(app: Sanic, _loop: Any) -> None:
-        sweeper = getattr(app.ctx, "sweeper", None)
-        if sweeper is not None:
+        for sweeper in getattr(app.ctx, "sweepers", []):
             sweeper.cancel()
             try:
                 await sweeper

@@ -195,8 +195,28 @@ class InboxApi:
         @route("/conversations/<conversation_id>/transfer", ["POST"])
         async def transfer(request: Request, conversation_id: str, agent: Agent) -> HTTPResponse:
             body = api.body(request)
-            await api.service.transfer(conversation_id, agent, body.get("to"), body.get("note"))
+            await api.service.transfer(conversation_id, agent, body.get("to"), body.get("note"), team=body.get("team"))
             return await detail(conversation_id)
+
+        @route("/conversations/<conversation_id>/escalate", ["POST"])
+        async def escalate(request: Request, conversation_id: str, agent: Agent) -> HTTPResponse:
+            body = api.body(request)
+            await api.service.escalate(conversation_id, agent, body.get("note"))
+            return await detail(conversation_id)
+
+        @route("/directory", ["GET"])
+        async def directory(request: Request, agent: Agent) -> HTTPResponse:
+            return response.json(await api.service.directory())
+
+        @route("/tickets", ["GET"])
+        async def tickets(request: Request, agent: Agent) -> HTTPResponse:
+            found = await api.service.tickets(request.args.get("status", "open"))
+            return response.json({"tickets": [t.as_dict() for t in found]})
+
+        @route("/tickets/<ticket_id:int>/close", ["POST"])
+        async def ticket_close(request: Request, ticket_id: int, agent: Agent) -> HTTPResponse:
+            body = api.body(request)
+            return response.json((await api.service.close_ticket(ticket_id, agent, body.get("note"))).as_dict())
 
         @route("/conversations/<conversation_id>/messages", ["POST"])
         async def reply(request: Request, conversation_id: str, agent: Agent) -> HTTPResponse:

@@ -1,5 +1,5 @@
-"""Outbound webhooks: signed POSTs of handoff events (requested, assigned, transferred, message,
-resolved) to the URLs in HANDOFF_WEBHOOK_URLS, so teams can plug in Slack, email or SMS.
+"""Outbound webhooks: signed POSTs of handoff events (requested, assigned, transferred, escalated,
+cancelled, unclaimed, message, resolved) and offline tickets (created, updated) to the URLs in HANDOFF_WEBHOOK_URLS, so teams can plug in Slack, email or SMS.
 
 A background worker reads the store's feed after a cursor and delivers in feed order; no request
 ever waits on a webhook. With several gateways on one store, one of them (the holder of a lease
@@ -36,6 +36,10 @@ STATUS_EVENTS = {
     "transferred": "handoff.transferred",
     "resolved": "handoff.resolved",
     "handed_back": "handoff.handed_back",
+    "team_transferred": "handoff.transferred",
+    "escalated": "handoff.escalated",
+    "cancelled": "handoff.cancelled",
+    "unclaimed": "handoff.unclaimed",
 }
 
 
@@ -56,6 +60,10 @@ def webhook_payload(event: Event) -> Optional[dict[str, Any]]:
             return None
         return {"event": name, "id": event.id, "conversation_id": event.conversation_id,
                 "created_at": event.created_at, "conversation": data.get("conversation"), "timeline": entry}
+    if event.type in ("ticket_created", "ticket_updated"):
+        name = "ticket.created" if event.type == "ticket_created" else "ticket.updated"
+        return {"event": name, "id": event.id, "conversation_id": event.conversation_id,
+                "created_at": event.created_at, "ticket": data.get("ticket")}
     if event.type == "message_created":
         message = data.get("message")
         if not isinstance(message, dict) or message.get("role") == Role.NOTE.value:

@@ -18,6 +18,7 @@ from ..models import (
     OutboxKind,
     Role,
     Status,
+    Ticket,
     TimelineEntry,
 )
 
@@ -86,11 +87,54 @@ class ConversationStore(Protocol):
         outbox: Optional[tuple[OutboxKind, Mapping[str, Any]]] = None,
         system_text: Optional[str] = None,
         assign_to: Optional[tuple[str, str]] = None,
+        team: Optional[str] = None,
     ) -> tuple[Conversation, TimelineEntry, list[Event]]:
-        """Apply one move of the state machine atomically. CLAIMED and TRANSFERRED assign the
-        conversation to ``assign_to`` (username, display name), by default the actor; a claim's
-        timeline entry records ``waited_s``, how long the conversation was queued. Raises InvalidTransition,
+        """Apply one move of the state machine atomically. CLAIMED, TRANSFERRED and ESCALATED
+        assign the conversation to ``assign_to`` (username, display name), by default the actor; a
+        claim's timeline entry records ``waited_s``, how long the conversation was queued.
+        TEAM_TRANSFERRED puts it back in the queue for ``team``. Raises InvalidTransition,
         AlreadyAssigned or NotAssignee when the conversation is not in a state that allows it."""
+        ...
+
+    async def note_timeline(
+        self,
+        conversation_id: str,
+        kind: str,
+        actor: str,
+        *,
+        actor_name: Optional[str] = None,
+        detail: Optional[Mapping[str, Any]] = None,
+        require_status: Optional[Status] = None,
+        once_per_queueing: bool = False,
+        system_text: Optional[str] = None,
+        system_payload: Optional[Mapping[str, Any]] = None,
+    ) -> Optional[tuple[Conversation, TimelineEntry, list[Event]]]:
+        """Record something that happened without a status move (an unclaimed wait, a visitor who
+        keeps waiting), with an optional system message to the visitor, atomically. None, and
+        nothing written, when the conversation is not in ``require_status`` or, with
+        ``once_per_queueing``, an entry of this kind exists since it was last queued."""
+        ...
+
+    async def unclaimed_conversations(self, queued_before: float, kind: str) -> list[Conversation]:
+        """Queued conversations queued at or before ``queued_before`` with no ``kind`` timeline
+        entry since they were queued, longest waiting first."""
+        ...
+
+    # offline tickets
+    async def add_ticket(
+        self, conversation_id: str, key: str, *, email: str, issue: str, why: str,
+        handoff: Optional[Handoff],
+    ) -> tuple[Ticket, Optional[Event]]:
+        """Store an open ticket and its ``ticket_created`` feed event; the same ``key`` again
+        returns the stored ticket and no event (the bot's retries are idempotent)."""
+        ...
+
+    async def tickets(self, status: Optional[str] = None, limit: int = 200) -> list[Ticket]:
+        """Newest first."""
+        ...
+
+    async def close_ticket(self, ticket_id: int, actor: str, actor_name: str, note: str = "") -> tuple[Ticket, Event]:
+        """Mark an open ticket done. NotFound, or TicketAlreadyDone (409)."""
         ...
 
     async def mark_delivered(self, conversation_id: str, seq: int) -> None: ...

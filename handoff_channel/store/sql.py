@@ -26,6 +26,7 @@ from ..errors import (
     InvalidTransition,
     NotAssignee,
     NotFound,
+    TicketAlreadyDone,
 )
 from ..models import (
     Agent,
@@ -41,6 +42,7 @@ from ..models import (
     OutboxKind,
     Role,
     Status,
+    Ticket,
     TimelineEntry,
     now,
     target_of,
@@ -167,6 +169,25 @@ sessions = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
+tickets = sa.Table(
+    "handoff_tickets",
+    schema,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False, unique=True),
+    sa.Column("conversation_id", sa.String(128), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("issue", sa.Text, nullable=False),
+    sa.Column("why", sa.String(32), nullable=False),
+    sa.Column("handoff", sa.Text, nullable=True),
+    sa.Column("visitor_label", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("closed_at", sa.Float, nullable=True),
+    sa.Column("closed_by", sa.String(64), nullable=True),
+    sa.Column("closed_by_name", sa.String(128), nullable=True),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+)
+
 
 _FEED_LOCK = 7242_0002
 
@@ -179,19 +200,30 @@ def _loads(text: Optional[str]) -> Any:
     return json.loads(text) if text else None
 
 
-def _conversation(row: Row) -> Conversation:
-    handoff_data = _loads(row.handoff)
-    handoff = (
-        Handoff(
-            reason=handoff_data.get("reason") or "unknown",
-            priority=int(handoff_data.get("priority") or 2),
-            team=handoff_data.get("team"),
-            evidence=handoff_data.get("evidence") or {},
-            summary=handoff_data.get("summary") or {},
-        )
-        if handoff_data
-        else None
+def _handoff(text: Optional[str]) -> Optional[Handoff]:
+    data = _loads(text)
+    if not data:
+        return None
+    return Handoff(
+        reason=data.get("reason") or "unknown",
+        priority=int(data.get("priority") or 2),
+        team=data.get("team"),
+        evidence=data.get("evidence") or {},
+        summary=data.get("summary") or {},
     )
+
+
+def _ticket(row: Row) -> Ticket:
+    return Ticket(
+        id=row.id, key=row.key, conversation_id=row.conversation_id, status=row.status,
+        email=row.email, issue=row.issue, why=row.why, handoff=_handoff(row.handoff),
+        visitor_label=row.visitor_label, created_at=row.created_at, closed_at=row.closed_at,
+        closed_by=row.closed_by, closed_by_name=row.closed_by_name, note=row.note or "",
+    )
+
+
+def _conversation(row: Row) -> Conversation:
+    handoff = _handoff(row.handoff)
     last = (
         LastMessage(Role(row.last_role), row.last_text or "", row.last_at or row.updated_at)
         if row.last_role
@@ -569,6 +601,7 @@ class SqlConversationStore:
         outbox: Optional[tuple[OutboxKind, Mapping[str, Any]]] = None,
         system_text: Optional[str] = None,
         assign_to: Optional[tuple[str, str]] = None,
+        team: Optional[str] = None,
     ) -> tuple[Conversation, TimelineEntry, list[Event]]:
         def run(c: Connection) -> tuple[Conversation, TimelineEntry, list[Event]]:
             row = c.execute(
@@ -587,10 +620,10 @@ class SqlConversationStore:
             t = self._clock()
             values: dict[str, Any] = {"status": target.value, "updated_at": t}
             entry_detail = dict(detail or {})
-            if move in (Move.CLAIMED, Move.TRANSFERRED):
+            if move in (Move.CLAIMED, Move.TRANSFERRED, Move.ESCALATED):
                 username, name = assign_to or (actor, actor_name or actor)
                 values.update(assignee=username, assignee_name=name)
-                if move is Move.TRANSFERRED:
+                if move is not Move.CLAIMED:
                     entry_detail.update(from_agent=row.assignee, to_agent=username, to_agent_name=name)
                 elif row.queued_at is not None:
                     # How long the visitor waited: the expected wait told to later visitors.
@@ -603,6 +636,14 @@ class SqlConversationStore:
                 )
             elif move in (Move.RELEASED, Move.HANDED_BACK, Move.CANCELLED):
                 values.update(assignee=None, assignee_name=None)
+            elif move is Move.TEAM_TRANSFERRED:
+                # Back in the queue for another team: a new wait starts when an agent lets go.
+                handoff_data = dict(_loads(row.handoff) or {"reason": "transferred", "priority": 2})
+                entry_detail.update(from_team=handoff_data.get("team"), team=team, from_agent=row.assignee)
+                handoff_data["team"] = team
+                values.update(assignee=None, assignee_name=None, handoff=_dumps(handoff_data))
+                if current is Status.ASSIGNED or row.queued_at is None:
+                    values["queued_at"] = t
             res = c.execute(
                 conversations.update()
                 .where(conversations.c.id == conversation_id, conversations.c.status == current.value)
@@ -644,6 +685,165 @@ class SqlConversationStore:
             )
             self._insert_outbox(c, conversation_id, outbox, t)
             return conv, entry, events
+
+        return await self._tx(run)
+
+    async def note_timeline(
+        self,
+        conversation_id: str,
+        kind: str,
+        actor: str,
+        *,
+        actor_name: Optional[str] = None,
+        detail: Optional[Mapping[str, Any]] = None,
+        require_status: Optional[Status] = None,
+        once_per_queueing: bool = False,
+        system_text: Optional[str] = None,
+        system_payload: Optional[Mapping[str, Any]] = None,
+    ) -> Optional[tuple[Conversation, TimelineEntry, list[Event]]]:
+        def run(c: Connection) -> Optional[tuple[Conversation, TimelineEntry, list[Event]]]:
+            row = c.execute(
+                sa.select(conversations).where(conversations.c.id == conversation_id).with_for_update()
+            ).first()
+            if row is None:
+                raise ConversationNotFound(conversation_id)
+            status = Status(row.status)
+            if require_status is not None and status is not require_status:
+                return None
+            if once_per_queueing and row.queued_at is not None:
+                seen = c.execute(
+                    sa.select(timeline.c.id).where(
+                        timeline.c.conversation_id == conversation_id, timeline.c.kind == kind,
+                        timeline.c.created_at >= row.queued_at,
+                    ).limit(1)
+                ).first()
+                if seen is not None:
+                    return None
+            t = self._clock()
+            entry_detail = dict(detail or {})
+            if actor_name:
+                entry_detail.setdefault("actor_name", actor_name)
+            ins = c.execute(
+                timeline.insert().values(
+                    conversation_id=conversation_id, kind=kind, from_status=status.value,
+                    to_status=status.value, actor=actor, detail=_dumps(entry_detail), created_at=t,
+                )
+            )
+            entry = TimelineEntry(
+                id=ins.inserted_primary_key[0], conversation_id=conversation_id, kind=kind,
+                from_status=status, to_status=status, actor=actor, detail=entry_detail, created_at=t,
+            )
+            events: list[Event] = []
+            if system_text:
+                _msg, ev = self._insert_message(
+                    c, conversation_id, Role.SYSTEM, system_text, author=actor, author_name=actor_name,
+                    payload=system_payload, meta=None, client_id=None, t=t, route=lambda _conv: OutboxKind.LOG,
+                )
+                events.append(ev)
+            conv = _conversation(
+                c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one()
+            )
+            events.append(
+                self._insert_event(
+                    c, conversation_id, "conversation_updated",
+                    {"conversation": conv.summary_dict(), "timeline": entry.as_dict()}, t,
+                )
+            )
+            return conv, entry, events
+
+        return await self._tx(run)
+
+    async def unclaimed_conversations(self, queued_before: float, kind: str) -> list[Conversation]:
+        def run(c: Connection) -> list[Conversation]:
+            offered = sa.select(timeline.c.id).where(
+                timeline.c.conversation_id == conversations.c.id, timeline.c.kind == kind,
+                timeline.c.created_at >= conversations.c.queued_at,
+            ).exists()
+            q = sa.select(conversations).where(
+                conversations.c.status == Status.QUEUED.value,
+                conversations.c.queued_at <= queued_before,
+                ~offered,
+            ).order_by(conversations.c.queued_at).limit(500)
+            return [_conversation(r) for r in c.execute(q)]
+
+        return await self._tx(run)
+
+    # -- offline tickets -----------------------------------------------------------------------
+    async def add_ticket(
+        self, conversation_id: str, key: str, *, email: str, issue: str, why: str,
+        handoff: Optional[Handoff],
+    ) -> tuple[Ticket, Optional[Event]]:
+        def existing(c: Connection) -> Optional[Ticket]:
+            row = c.execute(sa.select(tickets).where(tickets.c.key == key)).first()
+            return _ticket(row) if row else None
+
+        def run(c: Connection) -> tuple[Ticket, Optional[Event]]:
+            found = existing(c)
+            if found is not None:
+                return found, None
+            conv_row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            if conv_row is None:
+                raise ConversationNotFound(conversation_id)
+            t = self._clock()
+            label = _conversation(conv_row).visitor_label
+            ins = c.execute(
+                tickets.insert().values(
+                    key=key, conversation_id=conversation_id, status="open", email=email, issue=issue,
+                    why=why, handoff=_dumps(handoff.as_dict()) if handoff else None, visitor_label=label,
+                    created_at=t, note="",
+                )
+            )
+            ticket = Ticket(
+                id=ins.inserted_primary_key[0], key=key, conversation_id=conversation_id, status="open",
+                email=email, issue=issue, why=why, handoff=handoff, visitor_label=label, created_at=t,
+            )
+            c.execute(
+                timeline.insert().values(
+                    conversation_id=conversation_id, kind="ticket_created", from_status=conv_row.status,
+                    to_status=conv_row.status, actor="visitor",
+                    detail=_dumps({"ticket_id": ticket.id, "email": email, "why": why}), created_at=t,
+                )
+            )
+            return ticket, self._insert_event(c, conversation_id, "ticket_created", {"ticket": ticket.as_dict()}, t)
+
+        try:
+            return await self._tx(run)
+        except IntegrityError:
+            def again(c: Connection) -> tuple[Ticket, Optional[Event]]:
+                found = existing(c)
+                if found is None:
+                    raise
+                return found, None
+            return await self._tx(again)
+
+    async def tickets(self, status: Optional[str] = None, limit: int = 200) -> list[Ticket]:
+        def run(c: Connection) -> list[Ticket]:
+            q = sa.select(tickets)
+            if status is not None:
+                q = q.where(tickets.c.status == status)
+            return [_ticket(r) for r in c.execute(q.order_by(tickets.c.id.desc()).limit(limit))]
+
+        return await self._tx(run)
+
+    async def close_ticket(
+        self, ticket_id: int, actor: str, actor_name: str, note: str = ""
+    ) -> tuple[Ticket, Event]:
+        def run(c: Connection) -> tuple[Ticket, Event]:
+            row = c.execute(sa.select(tickets).where(tickets.c.id == ticket_id).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"No ticket {ticket_id}.")
+            if row.status == "done":
+                raise TicketAlreadyDone(
+                    f"Ticket {ticket_id} was already marked done by {row.closed_by_name or row.closed_by}.",
+                    closed_by=row.closed_by, closed_by_name=row.closed_by_name,
+                )
+            t = self._clock()
+            c.execute(
+                tickets.update().where(tickets.c.id == ticket_id, tickets.c.status == "open")
+                .values(status="done", closed_at=t, closed_by=actor, closed_by_name=actor_name, note=note)
+            )
+            ticket = _ticket(c.execute(sa.select(tickets).where(tickets.c.id == ticket_id)).one())
+            return ticket, self._insert_event(c, ticket.conversation_id, "ticket_updated", {"ticket": ticket.as_dict()}, t)
 
         return await self._tx(run)
 

@@ -191,3 +191,36 @@ async def test_an_unreachable_database_is_a_clear_backend_unavailable() -> None:
     with pytest.raises(BackendUnavailable):
         await s.open()
     await s.close()
+
+
+async def test_a_ticket_key_is_stored_once_even_when_retried_concurrently(store: SqlConversationStore) -> None:
+    await store.get_or_create_conversation("c1")
+    handoff = Handoff(reason="explicit_request", summary={"headline": "Broken parcel"})
+    results = await asyncio.gather(*[
+        store.add_ticket("c1", "k" * 32, email="jo@example.com", issue="Broken parcel", why="no_agents", handoff=handoff)
+        for _ in range(8)
+    ])
+    assert len({t.id for t, _ in results}) == 1
+    assert sum(1 for _, event in results if event is not None) == 1
+    [ticket] = await store.tickets("open")
+    assert ticket.handoff == handoff and ticket.visitor_label.startswith("Visitor ")
+    done, event = await store.close_ticket(ticket.id, "sarah", "Sarah", "called back")
+    assert done.status == "done" and event.type == "ticket_updated" and done.closed_at is not None
+    assert await store.tickets("open") == [] and len(await store.tickets()) == 1
+
+
+async def test_timeline_notes_respect_status_and_once_per_queueing(store: SqlConversationStore) -> None:
+    await queued(store, "c1")
+    await store.get_or_create_conversation("c2")
+    assert await store.note_timeline("c2", "unclaimed", "system", require_status=Status.QUEUED) is None
+    first = await store.note_timeline("c1", "unclaimed", "system", require_status=Status.QUEUED,
+                                      once_per_queueing=True, system_text="Still waiting?")
+    assert first is not None
+    _conv, entry, events = first
+    assert entry.kind == "unclaimed" and [e.type for e in events] == ["message_created", "conversation_updated"]
+    assert await store.note_timeline("c1", "unclaimed", "system", once_per_queueing=True) is None
+    assert [c.id for c in await store.unclaimed_conversations(store._clock() + 10, "unclaimed")] == []
+    await queued(store, "c3")
+    assert [c.id for c in await store.unclaimed_conversations(store._clock() + 10, "unclaimed")] == ["c3"]
+    kinds = [i.kind for i in await store.pending_outbox("c1")]
+    assert kinds[-1] is OutboxKind.LOG  # the offer is recorded in Rasa's tracker like every message

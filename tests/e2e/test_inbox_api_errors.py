@@ -33,6 +33,10 @@ ROUTES = [
     ("GET", "/api/agents"),
     ("POST", "/api/agents/sarah"),
     ("POST", "/api/conversations/{cid}/transfer"),
+    ("POST", "/api/conversations/{cid}/escalate"),
+    ("GET", "/api/directory"),
+    ("GET", "/api/tickets"),
+    ("POST", "/api/tickets/1/close"),
 ]
 
 
@@ -152,4 +156,37 @@ async def test_transfer_and_supervisor_routes_refuse_what_they_must(stack: Stack
         assert all("queue_priority" in r and "urgent" in r for r in rows["conversations"])
     finally:
         await boss.close()
+        await visitor.close()
+
+
+async def test_escalation_team_transfer_and_ticket_routes_refuse_what_they_must(
+    stack: Stack, sarah: AgentClient, tom: AgentClient
+) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    try:
+        cases = [
+            (sarah, "POST", "/api/tickets/999999/close", {}, 404, "not_found"),
+            (sarah, "GET", "/api/tickets?status=archived", None, 400, "invalid_payload"),
+            (sarah, "POST", f"/api/conversations/{cid}/transfer", {"team": "nobody-team"}, 400, "invalid_payload"),
+            (sarah, "POST", f"/api/conversations/{cid}/transfer", {"team": 5}, 400, "invalid_payload"),
+            (sarah, "POST", f"/api/conversations/{cid}/escalate", {"note": 5}, 400, "invalid_payload"),
+            (sarah, "POST", "/api/conversations/does-not-exist/escalate", {}, 404, "conversation_not_found"),
+        ]
+        for client, method, path, body, status, code in cases:
+            got, answer = await client.request(method, path, body)
+            assert (got, answer["error"]["code"]) == (status, code), (path, body, got, answer)
+        await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+        got, answer = await tom.request("POST", f"/api/conversations/{cid}/escalate", {})
+        assert (got, answer["error"]["code"]) == (409, "not_assignee")
+
+        directory = await sarah.ok("GET", "/api/directory")
+        assert {"sarah", "tom", "boss"} <= {a["username"] for a in directory["agents"]}
+        escalated = await sarah.ok("POST", f"/api/conversations/{cid}/escalate", {"note": "wants a manager"})
+        assert escalated["assignee"] == "boss" and escalated["timeline"][-1]["kind"] == "escalated"
+        await visitor.wait_text("Bea Boss joined the chat")
+        notes = [m for m in escalated["messages"] if m["role"] == "note"]
+        assert "wants a manager" in notes[-1]["text"]
+        # The note stays internal: the visitor only ever hears who joined.
+        assert not any("manager" in t for t in visitor.texts())
+    finally:
         await visitor.close()

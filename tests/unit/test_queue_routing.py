@@ -3,50 +3,17 @@ SQLite store, the in-process bus and a fake clock (no sleeps)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 import pytest
 
-from handoff_channel.bus import MemoryEventBus
 from handoff_channel.errors import Forbidden, InvalidPayload, InvalidTransition, NotAssignee, NotFound
 from handoff_channel.models import Agent, Availability, Handoff, Move, Role, Status
 from handoff_channel.service import HandoffService, wait_notice
-from handoff_channel.settings import Settings
-from handoff_channel.store import SqlConversationStore
+
+from .conftest import FakeClock
 
 BOSS = Agent("boss", "Bea", role="supervisor")
-
-
-class FakeClock:
-    def __init__(self, t: float = 1_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-
-@pytest.fixture
-async def make_service(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Callable[..., HandoffService]]:
-    stores: list[SqlConversationStore] = []
-
-    def make(**settings: object) -> HandoffService:
-        store = SqlConversationStore(f"sqlite:///{tmp_path / 'h.db'}", clock=clock)
-        stores.append(store)
-        return HandoffService(store, MemoryEventBus(), Settings(**settings), clock=clock)  # type: ignore[arg-type]
-
-    yield make
-    for s in stores:
-        await s.close()
 
 
 async def agent(svc: HandoffService, username: str, *, capacity: int = 5, teams: tuple[str, ...] = (),
@@ -158,7 +125,8 @@ async def test_a_queued_visitor_is_told_their_position_and_the_median_recent_wai
     await ask(svc, "first")
     first = (await svc.store.messages("first"))[-1]
     assert first.role is Role.SYSTEM and first.text == "You're number 1 in the queue."
-    assert first.payload == {"handoff": {"status": "queued", "queue_position": 1, "expected_wait_s": None}}
+    assert first.payload is not None
+    assert first.payload["handoff"] == {"status": "queued", "queue_position": 1, "expected_wait_s": None}
     clock.advance(170)
     await svc.claim("first", sarah)  # one recent wait: 170 s
     await ask(svc, "second")
