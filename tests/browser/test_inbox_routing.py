@@ -10,6 +10,7 @@ from typing import AsyncIterator
 import pytest
 from playwright.async_api import expect
 
+from handoff_channel.settings import REPO_ROOT
 from tests.conftest import PASSWORD
 from tests.support import AgentClient, Visitor
 
@@ -36,6 +37,12 @@ async def queued_conversation(base_url: str, name: str) -> Visitor:
     return visitor
 
 
+# The visitor's side of a ticket is the bot's offline_ticket_form (issue 6, bot part). Until a bot
+# with that form is on this branch the test cannot run; it starts running by itself once it is.
+BOT_HAS_TICKET_FORM = "offline_ticket_form" in (REPO_ROOT / "bot" / "domain.yml").read_text()
+
+
+@pytest.mark.skipif(not BOT_HAS_TICKET_FORM, reason="needs the bot's offline_ticket_form (issue 6, bot part)")
 async def test_a_ticket_appears_live_in_the_tickets_tab_and_is_marked_done(new_page, base_url):
     agent = InboxPage(await new_page(), base_url)
     await agent.login("sarah", PASSWORD)

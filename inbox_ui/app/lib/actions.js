@@ -42,6 +42,8 @@ export function explain(err) {
       return `Not possible any more: the conversation is ${err.detail.status === "bot" ? "back with the bot" : err.detail.status || "closed"}.`;
     case "message_too_long":
       return `Too long: ${err.detail.length} characters, the limit is ${err.detail.limit}.`;
+    case "ticket_already_done":
+      return "This ticket is already done.";
     case "no_supervisor":
       return "There is no supervisor to escalate to.";
     case "forbidden":
@@ -424,6 +426,8 @@ function applyTicketEvent(ev) {
   const known = state.tickets.has(t.id);
   // A "done" ticket is only kept when the done list was loaded (it is sorted among those).
   if (t.status === "open" || state.loadedTickets.has("done") || known) upsertTicket(t);
+  // Its conversation's timeline gained a "ticket_created" entry: refresh an open copy.
+  if (ev.type === "ticket_created" && t.conversation_id && state.details.has(t.conversation_id)) refreshDetail(t.conversation_id);
   if (ev.type === "ticket_created" && !known && t.status === "open") {
     chime("handoff");
     desktopNotify(

@@ -9,16 +9,21 @@ import { createTranscript } from "./transcript.js";
 import { createComposer } from "./composer.js";
 import { openHandback, openResolve, openSaveCanned, openTransfer, openEscalate, SHORTCUTS } from "./dialogs.js";
 
-/** Transfer: the assignee, or a supervisor, of an assigned conversation. */
+/** Transfer: the assignee or a supervisor of an assigned conversation; a supervisor can also send
+ * a waiting one to another team's queue. */
 export function canTransfer(row) {
   const me = state.me;
-  return Boolean(me && row && row.status === "assigned" && (row.assignee === me.username || me.role === "supervisor"));
+  if (!me || !row) return false;
+  if (row.status === "assigned") return row.assignee === me.username || me.role === "supervisor";
+  return row.status === "queued" && me.role === "supervisor";
 }
 
-/** Escalate: the assignee, unless they are a supervisor already. */
+/** Escalate to a supervisor: the assignee, or anyone while it waits (not a supervisor: they are
+ * the ones it would go to). */
 export function canEscalate(row) {
   const me = state.me;
-  return Boolean(me && row && row.status === "assigned" && row.assignee === me.username && me.role !== "supervisor");
+  if (!me || !row || me.role === "supervisor") return false;
+  return (row.status === "assigned" && row.assignee === me.username) || row.status === "queued";
 }
 
 /** On narrow screens the details panel is a drawer; this opens and closes it. */

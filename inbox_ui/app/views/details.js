@@ -170,6 +170,8 @@ function describe(entry) {
       return `The visitor ${CHOICES[d.choice] || "went back to the assistant"}`;
     case "keep_waiting":
       return "The visitor chose to keep waiting";
+    case "ticket_created":
+      return `The visitor left a message${d.email ? ` for ${d.email}` : ""}: a ticket is in Tickets`;
     case "unclaimed":
       return `Nobody took it${d.waited_s ? ` for ${duration(d.waited_s)}` : ""}: the visitor was offered to leave a message or go back to the assistant, and agents were alerted again`;
     default:

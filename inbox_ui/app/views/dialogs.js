@@ -163,21 +163,23 @@ export function openTransfer(id) {
       h("span", { class: "target-meta" }, meta));
   }
 
+  const waiting = row && row.status === "queued"; // a waiting conversation moves to a team's queue only
   api.directory().then((res) => {
     const order = { available: 0, busy: 1, away: 2 };
-    const agents = (res.agents || [])
+    const agents = waiting ? [] : (res.agents || [])
       .filter((a) => a.username !== state.me.username && a.username !== row?.assignee)
       .sort((a, b) => (order[a.availability] ?? 3) - (order[b.availability] ?? 3) || a.display_name.localeCompare(b.display_name));
     const teams = res.teams || [];
     mount(list,
-      h("div", { class: "target-group" }, "People"),
-      agents.length
+      waiting ? null : h("div", { class: "target-group" }, "People"),
+      waiting ? h("p", { class: "muted small" }, "It is waiting in the queue: you can send it to another team's queue.") : agents.length
         ? agents.map((a) => option(`agent:${a.username}`, a.display_name,
           [AVAILABILITY_LABEL[a.availability] || a.availability, a.role === "supervisor" ? "supervisor" : null, (a.teams || []).join(", ")].filter(Boolean).join(" · "),
           { availability: a.availability }))
         : h("p", { class: "muted small" }, "Nobody else has an account."),
       teams.length ? h("div", { class: "target-group" }, "Teams") : null,
-      teams.map((t) => option(`team:${t.name}`, t.name, `${t.available} of ${t.agents} available`)));
+      teams.map((t) => option(`team:${t.name}`, t.name, `${t.available} of ${t.agents} available`)),
+      waiting && !teams.length ? h("p", { class: "muted small" }, "There are no teams yet (a supervisor sets them).") : null);
     const first = list.querySelector("input[value^='agent:']:not(:disabled)") || list.querySelector("input");
     if (first) first.focus();
   }, (err) => {
