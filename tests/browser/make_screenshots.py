@@ -157,7 +157,7 @@ async def run(base: str, password: str, tom_password: str) -> None:
         await inbox.tab("tickets")
         await expect(inbox.ticket("sofia.rossi@example.org")).to_be_visible(timeout=10_000)
         await inbox.ticket("sofia.rossi@example.org").click()
-        await expect(inbox.page.locator(".ticket-view .transcript .msg").first).to_be_visible(timeout=10_000)
+        await expect(inbox.page.locator(".ticket-view .ticket-log .msg").first).to_be_visible(timeout=10_000)
         await expect(inbox.page.locator(".toast")).to_be_hidden(timeout=10_000)
         await inbox.page.wait_for_timeout(500)
         await inbox.page.screenshot(path=str(OUT / "inbox-tickets.png"))

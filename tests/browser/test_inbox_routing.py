@@ -77,7 +77,7 @@ async def test_a_ticket_appears_live_in_the_tickets_tab_and_is_marked_done(new_p
         await row.click()
         await expect(agent.page.locator(".ticket-head h2")).to_have_text(email)
         await expect(agent.page.locator(".ticket-issue-full")).to_have_text("My parcel <b>never</b> arrived, please call me back")
-        await expect(agent.page.locator(".ticket-view .transcript .msg-visitor").first).to_be_visible(timeout=TIMEOUT)
+        await expect(agent.page.locator(".ticket-view .ticket-log .msg-visitor").first).to_be_visible(timeout=TIMEOUT)
         assert await agent.page.locator(".ticket-view b, .rows b").count() == 0
 
         # Mark done with a note (the E key, as for resolve).
@@ -142,7 +142,7 @@ async def test_a_supervisor_sees_every_agent_and_the_queue_live(new_page, base_u
         await expect(view.locator("tr[data-agent=boss]")).to_contain_text("Available")
         await expect(view.locator("tr[data-agent=boss]")).to_contain_text("Supervisor")
         await expect(view.locator("tr[data-agent=sarah] .load-text")).to_have_text(re.compile(r"^\d+ / \d+$"))
-        waiting = view.locator(".stat").filter(has_text="Waiting").locator(".stat-value")
+        waiting = view.locator(".stat[data-stat=waiting] .stat-value")
         before = int(await waiting.inner_text())
 
         # A visitor joins the queue: the view follows the feed, no reload.

@@ -23,8 +23,8 @@ export function createTeam() {
     return oldest;
   }
 
-  function stat(label, value, extra, level = "") {
-    return h("div", { class: ["stat", level && `stat-${level}`] },
+  function stat(key, label, value, extra, level = "") {
+    return h("div", { class: ["stat", level && `stat-${level}`], dataset: { stat: key } },
       h("div", { class: "stat-value" }, value),
       h("div", { class: "stat-label" }, label),
       extra ? h("div", { class: "stat-extra" }, extra) : null);
@@ -69,10 +69,10 @@ export function createTeam() {
             team.error ? h("span", { class: "form-error" }, ` · ${team.error}`) : null)),
         h("button", { class: "btn btn-quiet", type: "button", title: "Back to conversations (V)", on: { click: () => toggleTeam(false) } }, "Close")),
       h("div", { class: "stats" },
-        stat("Waiting", String(team.queue_depth ?? 0), oldest ? h("span", { class: "wait-since", dataset: { since: oldest } }, "") : "nobody waiting", (team.queue_depth || 0) > 0 ? "warn" : ""),
-        stat("Urgent waiting", String(team.urgent_queued ?? 0), null, (team.urgent_queued || 0) > 0 ? "danger" : ""),
-        stat("Available", `${available.length} of ${agents.length}`, `${free} free ${free === 1 ? "slot" : "slots"}`, available.length ? "" : "danger"),
-        stat("Open tickets", String([...state.tickets.values()].filter((t) => t.status === "open").length), null)),
+        stat("waiting", "Waiting", String(team.queue_depth ?? 0), oldest ? h("span", { class: "wait-since", dataset: { since: oldest } }, "") : "nobody waiting", (team.queue_depth || 0) > 0 ? "warn" : ""),
+        stat("urgent", "Urgent waiting", String(team.urgent_queued ?? 0), null, (team.urgent_queued || 0) > 0 ? "danger" : ""),
+        stat("available", "Available", `${available.length} of ${agents.length}`, `${free} free ${free === 1 ? "slot" : "slots"}`, available.length ? "" : "danger"),
+        stat("tickets", "Open tickets", String([...state.tickets.values()].filter((t) => t.status === "open").length), null)),
       h("table", { class: "team-table" },
         h("thead", null, h("tr", null,
           h("th", { attrs: { scope: "col" } }, "Agent"),

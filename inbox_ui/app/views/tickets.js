@@ -70,7 +70,11 @@ function ticketRowEl(t) {
 export function createTicketView() {
   const head = h("div", { class: "conv-head ticket-head" });
   const card = h("div", { class: "ticket-card" });
-  const transcript = createTranscript({ current: () => state.tickets.get(state.selectedTicketId)?.conversation_id || null });
+  // Its own class (not .transcript): the conversation screen's transcript stays the only one.
+  const transcript = createTranscript({
+    current: () => state.tickets.get(state.selectedTicketId)?.conversation_id || null,
+    className: "ticket-log", label: "The conversation that led to the ticket",
+  });
   const empty = h("div", { class: "conv-empty" });
   const body = h("div", { class: "conv-body" }, head, card,
     h("div", { class: "ticket-transcript-label" }, "The conversation before the visitor left a message"),

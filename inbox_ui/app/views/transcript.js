@@ -11,10 +11,10 @@ import { clock, dayLabel, fullTime, intentOf, percent, sentimentOf } from "../li
 const GROUP_GAP_S = 120;
 
 /** `current()` says which conversation to show: the selected one, or (Tickets) a ticket's. */
-export function createTranscript({ current = () => state.selectedId } = {}) {
+export function createTranscript({ current = () => state.selectedId, className = "transcript", label = "Conversation transcript" } = {}) {
   const list = h("div", { class: "transcript-inner" });
   const jump = h("button", { class: "jump", type: "button", hidden: true }, "New messages ↓");
-  const el = h("div", { class: "transcript", attrs: { role: "log", "aria-live": "polite", "aria-label": "Conversation transcript" } }, list);
+  const el = h("div", { class: className, attrs: { role: "log", "aria-live": "polite", "aria-label": label } }, list);
   const wrap = h("div", { class: "transcript-wrap" }, el, jump);
   const cache = new Map(); // key -> {sig, el}
   let shownId = null;
