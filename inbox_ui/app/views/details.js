@@ -79,7 +79,7 @@ function reasonSection(handoff) {
   const ev = handoff.evidence || {};
   const intent = typeof ev.intent === "object" && ev.intent ? ev.intent.name : ev.intent;
   const rest = Object.entries(ev).filter(([k, v]) =>
-    !["intent", "confidence", "text"].includes(k) && v !== null && v !== "" && v !== 0 && typeof v !== "object" &&
+    !["intent", "confidence", "text"].includes(k) && v !== null && v !== "" && v !== 0 && v !== false && typeof v !== "object" &&
     !(k === "top_intent" && v === intent));
   const confidence = typeof ev.intent === "object" && ev.intent ? ev.intent.confidence : ev.confidence;
   return section(
@@ -92,7 +92,7 @@ function reasonSection(handoff) {
     intent
       ? h("p", { class: "small" }, "Detected intent ", h("code", null, intent), confidence !== undefined && confidence !== null ? ` · ${percent(confidence)} confidence` : "")
       : null,
-    rest.length ? h("dl", { class: "kv small" }, rest.flatMap(([k, v]) => [h("dt", null, humanize(k)), h("dd", null, String(v))])) : null,
+    rest.length ? h("dl", { class: "kv small" }, rest.flatMap(([k, v]) => [h("dt", null, humanize(k)), h("dd", null, v === true ? "Yes" : String(v))])) : null,
   );
 }
 
