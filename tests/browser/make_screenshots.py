@@ -18,13 +18,16 @@ import asyncio
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Optional
 
 from playwright.async_api import async_playwright, expect
 
 from handoff_channel.devstack import Stack, train
+from handoff_channel.models import Handoff
 from handoff_channel.settings import REPO_ROOT
+from handoff_channel.store import SqlConversationStore
 from tests.support import AgentClient, Visitor, free_port
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS
@@ -53,19 +56,35 @@ async def talk(base: str, name: Optional[str], lines: list[str], *, tier: Option
         await leave(v)
 
 
-async def leave_message(base: str, name: str, email: str, issue: str) -> None:
-    """A visitor who chooses to leave a message (the button's payload) and fills in the form."""
+BOT_HAS_TICKET_FORM = "offline_ticket_form" in (REPO_ROOT / "bot" / "domain.yml").read_text()
+
+
+async def leave_message(base: str, db_url: str, name: str, email: str, issue: str, lines: list[str]) -> None:
+    """A visitor who leaves a message instead of waiting: through the bot's offline ticket form
+    when the bot has it; otherwise the visitor talks to the bot (``lines``) and the ticket the
+    form would have produced is stored directly (the inbox then reloads to list it)."""
     custom = {"language": "en", "name": name}
     v = Visitor(base)
     await v.connect()
     try:
-        for line in ["hi", "/handoff_leave_message", email, issue]:
+        for line in (lines + ["/handoff_leave_message", email, issue]) if BOT_HAS_TICKET_FORM else lines:
             before = len(v.received)
             await v.say(line, custom=custom)
             await v.wait_for(lambda ms, n=before: len(ms) > n, timeout=20)
             await asyncio.sleep(0.3)
+        cid = str(v.session_id)
     finally:
         await leave(v)
+    if BOT_HAS_TICKET_FORM:
+        return
+    store = SqlConversationStore(db_url)
+    try:
+        handoff = Handoff(reason="explicit_request", priority=2, team=None,
+                          evidence={"text": lines[-1], "intent": "request_human", "confidence": 0.96},
+                          summary={"headline": lines[-1][:70], "text": "Visitor: " + "\n".join(lines)})
+        await store.add_ticket(cid, uuid.uuid4().hex, email=email, issue=issue, why="no_agents", handoff=handoff)
+    finally:
+        await store.close()
 
 
 async def find(agent: AgentClient, label: str) -> str:
@@ -78,7 +97,7 @@ async def find(agent: AgentClient, label: str) -> str:
     raise AssertionError(f"no open conversation for {label}")
 
 
-async def run(base: str, password: str, tom_password: str) -> None:
+async def run(base: str, password: str, tom_password: str, db_url: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     sarah = AgentClient(base)
     await sarah.login("sarah", password)
@@ -150,10 +169,15 @@ async def run(base: str, password: str, tom_password: str) -> None:
         # (d) offline tickets: teams and availability first, so the team view has something to show
         await sarah.ok("POST", "/api/agents/sarah", {"teams": ["billing", "orders"], "capacity": 4})
         await sarah.ok("POST", "/api/agents/tom", {"teams": ["orders"], "capacity": 3})
-        await leave_message(base, "Noah Becker", "noah.becker@example.com",
-                            "The invoice for order 50711 shows the wrong VAT number, can you send a corrected one?")
-        await leave_message(base, "Sofia Rossi", "sofia.rossi@example.org",
-                            "My discount code SPRING15 was not applied at checkout. Please refund the difference.")
+        await leave_message(base, db_url, "Noah Becker", "noah.becker@example.com",
+                            "The invoice for order 50711 shows the wrong VAT number, can you send a corrected one?",
+                            ["hi", "I need a corrected invoice for order 50711"])
+        await leave_message(base, db_url, "Sofia Rossi", "sofia.rossi@example.org",
+                            "My discount code SPRING15 was not applied at checkout. Please refund the difference.",
+                            ["hello", "my discount code SPRING15 did not work at checkout"])
+        if not BOT_HAS_TICKET_FORM:
+            await inbox.page.reload()
+            await expect(inbox.page.locator(".topbar .me-name")).to_be_visible(timeout=10_000)
         await inbox.tab("tickets")
         await expect(inbox.ticket("sofia.rossi@example.org")).to_be_visible(timeout=10_000)
         await inbox.ticket("sofia.rossi@example.org").click()
@@ -196,9 +220,10 @@ def main() -> None:
     parser.add_argument("--base-url", help="a running gateway; default: start a stack")
     parser.add_argument("--password", default="handoff-demo", help="sarah's password on --base-url")
     parser.add_argument("--tom-password", default="handoff-demo", help="tom's password on --base-url")
+    parser.add_argument("--db-url", default="", help="the store of --base-url (only for tickets while the bot has no ticket form)")
     args = parser.parse_args()
     if args.base_url:
-        asyncio.run(run(args.base_url.rstrip("/"), args.password, args.tom_password))
+        asyncio.run(run(args.base_url.rstrip("/"), args.password, args.tom_password, args.db_url))
         print(f"screenshots in {OUT}")
         return
     run_dir = Path(tempfile.mkdtemp(prefix="handoff-shots-"))
@@ -210,7 +235,7 @@ def main() -> None:
     stack.start()
     try:
         stack.wait_ready(timeout=300)
-        asyncio.run(run(stack.gateway_url, "handoff-demo", "handoff-demo"))
+        asyncio.run(run(stack.gateway_url, "handoff-demo", "handoff-demo", stack.db_url))
     finally:
         stack.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
