@@ -355,16 +355,26 @@ class HandoffService:
             raise NotFound(f"No agent {to.strip()!r}.")
         if conv.status is Status.ASSIGNED and conv.assignee == target.username:
             raise InvalidPayload(f"Conversation {conversation_id!r} is already assigned to {target.display_name}.")
+        return await self._pass_on(
+            conversation_id, agent, Move.TRANSFERRED, clean_note, f"Transferred to {target.display_name}",
+            assign_to=(target.username, target.display_name), system_text=f"{target.display_name} joined the chat",
+        )
+
+    async def _pass_on(
+        self, conversation_id: str, agent: Agent, move: Move, note: str, note_prefix: str, *,
+        system_text: str, assign_to: Optional[tuple[str, str]] = None, team: Optional[str] = None,
+    ) -> Conversation:
+        """Move a conversation on (to an agent, a supervisor or a team). Only the assignee or a
+        supervisor may; the asker's note is on the timeline and, for whoever takes over, an
+        internal note."""
         conv, _entry, events = await self.store.transition(
-            conversation_id, Move.TRANSFERRED, agent.username, actor_name=agent.display_name,
-            detail={"note": clean_note},
+            conversation_id, move, agent.username, actor_name=agent.display_name, detail={"note": note},
             require_assignee=None if agent.role == "supervisor" else agent.username,
-            assign_to=(target.username, target.display_name),
-            system_text=f"{target.display_name} joined the chat",
+            assign_to=assign_to, team=team, system_text=system_text,
         )
         await self._publish(events)
-        if clean_note:
-            await self.add_note(conversation_id, agent, f"Transferred to {target.display_name}: {clean_note}")
+        if note:
+            await self.add_note(conversation_id, agent, f"{note_prefix}: {note}")
         self.on_outbox(conversation_id)
         return conv
 
@@ -378,17 +388,10 @@ class HandoffService:
         conv = await self.store.get_conversation(conversation_id)
         if conv.status is Status.QUEUED and agent.role != "supervisor":
             raise Forbidden("Only a supervisor may move a waiting conversation to another team; claim it first.")
-        conv, _entry, events = await self.store.transition(
-            conversation_id, Move.TEAM_TRANSFERRED, agent.username, actor_name=agent.display_name,
-            detail={"note": clean_note},
-            require_assignee=None if agent.role == "supervisor" else agent.username,
-            team=name,
+        conv = await self._pass_on(
+            conversation_id, agent, Move.TEAM_TRANSFERRED, clean_note, f"Transferred to the {name} team", team=name,
             system_text=f"I'm passing you to our {name} team; someone from there will be with you shortly.",
         )
-        await self._publish(events)
-        if clean_note:
-            await self.add_note(conversation_id, agent, f"Transferred to the {name} team: {clean_note}")
-        self.on_outbox(conversation_id)
         await self.route_queue()
         return conv
 
@@ -405,18 +408,10 @@ class HandoffService:
         loads = await self.store.agent_loads()
         chosen = min(supervisors, key=lambda a: (a.availability is not Availability.AVAILABLE,
                                                  loads.get(a.username, 0), a.username))
-        conv, _entry, events = await self.store.transition(
-            conversation_id, Move.ESCALATED, agent.username, actor_name=agent.display_name,
-            detail={"note": clean_note},
-            require_assignee=None if agent.role == "supervisor" else agent.username,
-            assign_to=(chosen.username, chosen.display_name),
-            system_text=f"{chosen.display_name} joined the chat",
+        return await self._pass_on(
+            conversation_id, agent, Move.ESCALATED, clean_note, f"Escalated to {chosen.display_name}",
+            assign_to=(chosen.username, chosen.display_name), system_text=f"{chosen.display_name} joined the chat",
         )
-        await self._publish(events)
-        if clean_note:
-            await self.add_note(conversation_id, agent, f"Escalated to {chosen.display_name}: {clean_note}")
-        self.on_outbox(conversation_id)
-        return conv
 
     async def directory(self) -> dict[str, Any]:
         """Who a conversation can be passed to: every agent and team, with who is available."""

@@ -50,6 +50,7 @@ from ..models import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 schema = sa.MetaData()
@@ -559,16 +560,25 @@ class SqlConversationStore:
                 payload=payload, meta=meta, client_id=client_id, t=t, route=route,
             )
 
+        return await self._insert_once(run, existing)
+
+    async def _insert_once(
+        self, run: Callable[[Connection], tuple[R, Optional[Event]]], existing: Callable[[Connection], Optional[R]]
+    ) -> tuple[R, Optional[Event]]:
+        """Run an insert that a unique key makes idempotent. When a concurrent insert of the same
+        key wins the race (IntegrityError), return the winner's record and no event."""
         try:
             return await self._tx(run)
-        except IntegrityError:
-            # The same client_id raced in from another connection: the first one won.
-            def again(c: Connection) -> tuple[Message, Optional[Event]]:
-                found = existing(c)
-                if found is None:
-                    raise
-                return found, None
-            return await self._tx(again)
+        except IntegrityError as exc:
+            lost = exc
+
+        def again(c: Connection) -> tuple[R, Optional[Event]]:
+            found = existing(c)
+            if found is None:
+                raise lost  # another constraint failed: not a race
+            return found, None
+
+        return await self._tx(again)
 
     async def get_message(self, message_id: int) -> Optional[Message]:
         def run(c: Connection) -> Optional[Message]:
@@ -806,15 +816,7 @@ class SqlConversationStore:
             )
             return ticket, self._insert_event(c, conversation_id, "ticket_created", {"ticket": ticket.as_dict()}, t)
 
-        try:
-            return await self._tx(run)
-        except IntegrityError:
-            def again(c: Connection) -> tuple[Ticket, Optional[Event]]:
-                found = existing(c)
-                if found is None:
-                    raise
-                return found, None
-            return await self._tx(again)
+        return await self._insert_once(run, existing)
 
     async def tickets(self, status: Optional[str] = None, limit: int = 200) -> list[Ticket]:
         def run(c: Connection) -> list[Ticket]:
