@@ -327,10 +327,11 @@ export const SHORTCUTS = [
 export function openShortcuts() {
   if (document.querySelector("dialog.shortcuts")) return;
   const dlg = dialog("Keyboard shortcuts",
-    h("dl", { class: "shortcut-list" }, SHORTCUTS.filter(([keys]) => keys !== "v" || state.me?.role === "supervisor").flatMap(([keys, what]) => [
-      h("dt", null, keys.split(" ").map((k) => ["/", "+", "·"].includes(k) && keys !== "/" ? ` ${k} ` : h("kbd", null, k))),
-      h("dd", null, what),
-    ])),
+    // Two columns (navigation, then actions), each shortcut one block: it fits a laptop screen.
+    h("dl", { class: "shortcut-list shortcut-columns" }, SHORTCUTS.filter(([keys]) => keys !== "v" || state.me?.role === "supervisor").map(([keys, what]) =>
+      h("div", { class: "shortcut" },
+        h("dt", null, keys.split(" ").map((k) => ["/", "+", "·"].includes(k) && keys !== "/" ? ` ${k} ` : h("kbd", null, k))),
+        h("dd", null, what)))),
     h("div", { class: "dialog-actions" }, h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Close")));
   dlg.classList.add("shortcuts");
 }
