@@ -21,6 +21,7 @@ const EMPTY = {
 export function renderTicketList(list) {
   const rows = ticketRows();
   const filter = h("div", { class: "ticket-filter", attrs: { role: "group", "aria-label": "Which tickets" } },
+    h("span", { class: "ticket-filter-title" }, "Tickets"),
     [["open", "Open"], ["done", "Done"]].map(([value, label]) =>
       h("button", {
         class: ["seg", state.ticketFilter === value && "active"], type: "button", dataset: { filter: value },
