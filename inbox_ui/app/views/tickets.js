@@ -70,7 +70,7 @@ function ticketRowEl(t) {
 
 /** The conversation area and the side panel for the selected ticket. */
 export function createTicketView() {
-  const head = h("div", { class: "conv-head ticket-head" });
+  const head = h("div", { class: "ticket-head" }); // styled like .conv-head, not matched by it
   const card = h("div", { class: "ticket-card" });
   // Its own class (not .transcript): the conversation screen's transcript stays the only one.
   const transcript = createTranscript({
