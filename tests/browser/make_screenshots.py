@@ -186,7 +186,9 @@ async def run(base: str, password: str, tom_password: str, db_url: str) -> None:
         await inbox.page.wait_for_timeout(500)
         await inbox.page.screenshot(path=str(OUT / "inbox-tickets.png"))
 
-        # (e) the supervisors' team view (Sarah is a supervisor here)
+        # (e) the supervisors' team view (Sarah is a supervisor here), beside the waiting queue
+        await sarah.ok("POST", "/api/agents/priya", {"teams": ["billing"], "capacity": 5})
+        await inbox.tab("unassigned")
         await inbox.page.locator(".topbar [data-action=team]").click()
         await expect(inbox.page.locator(".team-table tbody tr").first).to_be_visible(timeout=10_000)
         await inbox.page.wait_for_timeout(500)
@@ -232,6 +234,7 @@ def main() -> None:
                   token="shots-" + os.urandom(8).hex())
     stack.create_agent("sarah", "Sarah", "handoff-demo", supervisor=True)
     stack.create_agent("tom", "Tom", "handoff-demo")
+    stack.create_agent("priya", "Priya Nair", "handoff-demo")  # never logs in: away in the team view
     stack.start()
     try:
         stack.wait_ready(timeout=300)

@@ -103,7 +103,7 @@ export function createTeam() {
           h("div", { class: "team-chips" }, [...teams.values()].sort((a, b) => a.name.localeCompare(b.name)).map((t) =>
             h("div", { class: ["team-chip", t.available === 0 && "team-chip-none"] },
               h("strong", null, t.name),
-              h("span", null, `${t.available} of ${t.agents} available · ${t.load} open`)))))
+              h("span", null, `${t.available} of ${t.agents} available · ${t.load} assigned`)))))
         : null,
     ));
     tick();
