@@ -374,6 +374,11 @@ export function applyEvent(ev) {
       onNewHandoff(row || state.conversations.get(ev.conversation_id) || { id: ev.conversation_id }, ev.timeline);
     } else if (kind === "team_transferred" && row && row.status === "queued" && before && before.status !== "queued") {
       onNewHandoff(row); // back in the queue, for a team
+    } else if (["transferred", "escalated", "claimed"].includes(kind) && row && state.me) {
+      // Someone else (or auto routing) gave me this conversation: it must not slip into Mine unnoticed.
+      const tl = ev.timeline;
+      const toMe = row.status === "assigned" && row.assignee === state.me.username && tl.actor !== state.me.username;
+      if (toMe || (kind === "claimed" && tl.detail && tl.detail.auto && row.assignee === state.me.username)) onAssignedToMe(row, tl);
     }
   }
   changed("title");
@@ -418,6 +423,16 @@ function onNewHandoff(row, unclaimed = null) {
     () => openConversation(row.id),
   );
   titleAlert(unclaimed ? `Still waiting: ${who}` : `New: ${who}`);
+}
+
+function onAssignedToMe(row, tl) {
+  const d = tl.detail || {};
+  const by = d.actor_name || tl.actor;
+  const what = tl.kind === "escalated" ? `${by} escalated it to you` : tl.kind === "transferred" ? `${by} transferred it to you` : "Assigned to you by routing";
+  chime("handoff");
+  desktopNotify(`${row.visitor_label || "A visitor"}: ${what}`, d.note || row.headline || "", `assigned-${row.id}`, () => openConversation(row.id));
+  titleAlert(`For you: ${row.visitor_label || "a visitor"}`);
+  if (state.selectedId !== row.id) flash(`${row.visitor_label || "A conversation"}: ${what}.`, "info", 6000);
 }
 
 function applyTicketEvent(ev) {
