@@ -14,7 +14,8 @@ parameters in ``config.yml``.
 
 When a trigger fires (see ``handoff_channel.policies.triggers``) the policy predicts, with
 confidence 1, either the topic's response (e.g. crisis resources) and then ``action_handoff``, or
-the offer of a person. With ``action_handoff`` it sets the slot ``handoff_trigger`` to
+the offer of a person. When nobody is there (``offline: {form, why_slot}``) it predicts the form
+right after the action that chose it, and stays quiet while the form runs (urgent topics aside). With ``action_handoff`` it sets the slot ``handoff_trigger`` to
 ``{reason, priority, team, evidence}``; Rasa applies a winning policy's events before it runs the
 action, so ``action_handoff`` reads them from the slot. Otherwise it predicts nothing and the other
 policies (rules, memoization, TED) answer as usual.
@@ -157,6 +158,9 @@ def check_against_domain(settings: triggers.Settings, domain: Domain) -> List[st
     for intent in settings.failure_intents:
         if intent not in intents:
             problems.append(f"repeated_failure.failure_intents: '{intent}' is not an intent in domain.yml")
+    for intent in settings.neutral_intents:
+        if intent not in intents:
+            problems.append(f"repeated_failure.neutral_intents: '{intent}' is not an intent in domain.yml")
     for action in settings.failure_actions + settings.neutral_actions:
         if action not in actions:
             problems.append(f"repeated_failure: '{action}' is not a response or action in domain.yml")
@@ -170,6 +174,10 @@ def check_against_domain(settings: triggers.Settings, domain: Domain) -> List[st
             problems.append(f"topics: '{topic.intent}' is not an intent in domain.yml")
         if topic.say and topic.say not in actions:
             problems.append(f"topics.{topic.intent}.say: '{topic.say}' is not a response in domain.yml")
+    if settings.offline_form and settings.offline_form not in domain.form_names:
+        problems.append(f"offline.form: '{settings.offline_form}' is not a form in domain.yml")
+    if settings.offline_why_slot and settings.offline_why_slot not in {slot.name for slot in domain.slots}:
+        problems.append(f"offline.why_slot: '{settings.offline_why_slot}' is not a slot in domain.yml")
     if triggers.HANDOFF_ACTION not in actions:
         problems.append(f"the action '{triggers.HANDOFF_ACTION}' is not listed in domain.yml")
     if TRIGGER_SLOT not in {slot.name for slot in domain.slots}:

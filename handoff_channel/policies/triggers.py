@@ -18,6 +18,13 @@ The triggers, in the order they take precedence when several fire on one message
 
 The reason is the first trigger that fired; the priority is the highest of them, raised for
 customers of a listed tier (``vip``), and never above ``vip.max_priority`` by that raise.
+
+Nobody there (``offline``): when the action that just ran set ``offline.why_slot`` (``action_handoff``
+found no agent available, the visitor chose to leave a message), the next action is
+``offline.form``. While that form runs nothing fires but urgent topics (priority
+``offline.urgent_priority`` and up: safety), and its turns are neither misses nor moods: an email
+address is often an NLU fallback. The visitor's choices about waiting (``neutral_intents``: "never
+mind", "I'll wait", "leave a message") neither count as misses nor end a streak.
 """
 
 from __future__ import annotations
@@ -97,6 +104,8 @@ class Settings:
     failure_actions: tuple[str, ...] = ("utter_default", "utter_offer_human", "utter_out_of_scope")
     #: Bot answers that neither count nor break the streak (e.g. "OK, let's keep trying").
     neutral_actions: tuple[str, ...] = ("utter_keep_trying",)
+    #: Visitor intents that neither count nor break the streak (the queue choices).
+    neutral_intents: tuple[str, ...] = ()
     offer_after: int = 2
     handoff_after: int = 3
     offer_response: Optional[str] = "utter_offer_human"
@@ -119,6 +128,13 @@ class Settings:
     vip_raise_by: int = 1
     vip_max_priority: int = 3
 
+    #: Nobody there: the form that collects a message for the team (None: no such form).
+    offline_form: Optional[str] = None
+    #: The slot an action sets (to why nobody is there) right before the form should start.
+    offline_why_slot: Optional[str] = None
+    #: While the form runs, topics of this priority and above still fire (safety).
+    offline_urgent_priority: int = 4
+
     @property
     def reason_priority(self) -> dict[str, int]:
         return {EXPLICIT_REQUEST: self.explicit_priority, REPEATED_FAILURE: self.failure_priority}
@@ -138,6 +154,7 @@ def settings_from_config(config: Mapping[str, Any]) -> Settings:
     failure = _section(config, "repeated_failure")
     sentiment = _section(config, "negative_sentiment")
     vip = _section(config, "vip")
+    offline = _section(config, "offline")
     base = Settings()
 
     offer_after = _int(failure, "offer_after", base.offer_after, "repeated_failure", minimum=1)
@@ -161,6 +178,7 @@ def settings_from_config(config: Mapping[str, Any]) -> Settings:
         failure_intents=_names(failure, "failure_intents", base.failure_intents, "repeated_failure"),
         failure_actions=_names(failure, "failure_actions", base.failure_actions, "repeated_failure"),
         neutral_actions=_names(failure, "neutral_actions", base.neutral_actions, "repeated_failure"),
+        neutral_intents=_names(failure, "neutral_intents", base.neutral_intents, "repeated_failure"),
         offer_after=offer_after,
         handoff_after=handoff_after,
         offer_response=failure.get("offer_response", base.offer_response) or None,
@@ -177,6 +195,9 @@ def settings_from_config(config: Mapping[str, Any]) -> Settings:
         vip_slot=vip.get("slot", base.vip_slot) or None,
         vip_raise_by=_int(vip, "raise_by", base.vip_raise_by, "vip", minimum=0),
         vip_max_priority=_priority(vip, base.vip_max_priority, "vip", key="max_priority"),
+        offline_form=str(offline["form"]) if offline.get("form") else None,
+        offline_why_slot=str(offline["why_slot"]) if offline.get("why_slot") else None,
+        offline_urgent_priority=_priority(offline, base.offline_urgent_priority, "offline", key="urgent_priority"),
     )
 
 
@@ -266,6 +287,7 @@ class Turn:
     metadata: Mapping[str, Any]
     actions: tuple[str, ...]
     ranking: tuple[tuple[str, float], ...] = ()  # NLU's intent ranking, best first
+    active_loop: Optional[str] = None  # the form that was running when the visitor wrote this
 
     def ranked(self, intent: str) -> float:
         """NLU's confidence in ``intent`` for this message (0 when not ranked)."""
@@ -283,8 +305,13 @@ def read_turns(events: Iterable[Mapping[str, Any]], *, fallback_intent: str = "n
     turns: nobody talked to the bot.
     """
     turns: list[dict[str, Any]] = []
+    loop: Optional[str] = None
     for event in events:
         kind = event.get("event")
+        if kind == "active_loop":
+            loop = str(event["name"]) if event.get("name") else None
+        elif kind == "restart":
+            loop = None
         if kind in BOUNDARY_EVENTS:
             turns.clear()
         elif kind == "user":
@@ -304,7 +331,7 @@ def read_turns(events: Iterable[Mapping[str, Any]], *, fallback_intent: str = "n
             turns.append({
                 "text": text, "intent": intent, "top_intent": top_intent, "confidence": confidence,
                 "sentiment": float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
-                "metadata": metadata, "actions": [], "ranking": ranking,
+                "metadata": metadata, "actions": [], "ranking": ranking, "active_loop": loop,
             })
         elif kind == "action" and turns:
             name = event.get("name")
@@ -374,6 +401,10 @@ def decide(
     ``score`` rates a message's sentiment when its parse data has none (see
     ``Settings.sentiment_score_missing``).
     """
+    if _offline_form_next(events, settings):
+        # In production the action's FollowupAction has started the form already; `rasa test`
+        # and eval_triggers.py do not run actions, so this says the same thing.
+        return Decision(action=settings.offline_form)
     turns = read_turns(events, fallback_intent=settings.fallback_intent)
     if not turns or not _ends_with_visitor_turn(events):
         return NOTHING
@@ -386,6 +417,9 @@ def decide(
     if HANDOFF_ACTION in done:
         return NOTHING
     fired = evaluate(turns, settings, score=score)
+    if _quiet(current, settings):
+        # Leaving a message: only an urgent topic (safety) interrupts the form.
+        fired = [f for f in fired if f.name == "topic" and f.priority >= settings.offline_urgent_priority]
     if fired:
         first = fired[0]
         if not done and first.say:
@@ -397,6 +431,31 @@ def decide(
     if not done and settings.offer_response and _failures(turns, settings) == settings.offer_after:
         return Decision(action=settings.offer_response)
     return NOTHING
+
+
+def _quiet(turn: Turn, settings: Settings) -> bool:
+    """The visitor wrote this while the offline form was running."""
+    return settings.offline_form is not None and turn.active_loop == settings.offline_form
+
+
+def _offline_form_next(events: Sequence[Mapping[str, Any]], settings: Settings) -> bool:
+    """True right after an action (other than the form itself) set ``offline_why_slot`` to a
+    value: ``action_handoff`` found nobody there, or the visitor chose to leave a message."""
+    if not settings.offline_form or not settings.offline_why_slot:
+        return False
+    why_set: Optional[bool] = None  # the latest value the action gave the slot decides
+    for event in reversed(events):
+        kind = event.get("event")
+        if kind == "slot":
+            if event.get("name") == settings.offline_why_slot and why_set is None:
+                why_set = bool(event.get("value"))
+            continue
+        if kind == "action":
+            name = event.get("name")
+            return bool(why_set) and name not in (settings.offline_form, LISTEN_ACTION)
+        if kind in ("user", "pause") or kind in BOUNDARY_EVENTS:
+            return False
+    return False
 
 
 def _ends_with_visitor_turn(events: Sequence[Mapping[str, Any]]) -> bool:
@@ -502,7 +561,10 @@ def _failures(turns: Sequence[Turn], settings: Settings) -> int:
 
 
 def _is_failure(turn: Turn, settings: Settings) -> bool:
-    """The bot cannot help with this message: NLU's fallback, or an intent such as out_of_scope."""
+    """The bot cannot help with this message: NLU's fallback, or an intent such as out_of_scope
+    (never while the visitor is leaving a message: an email address is often a fallback)."""
+    if _quiet(turn, settings):
+        return False
     return turn.intent == settings.fallback_intent or turn.intent in settings.failure_intents
 
 
@@ -510,6 +572,10 @@ def _streak(turns: Sequence[Turn], settings: Settings) -> int:
     """Failed turns at the end of ``turns`` (see ``_failures``)."""
     count = 0
     for turn in reversed(turns):
+        if _quiet(turn, settings):
+            break  # the visitor left a message (or stopped): a new start
+        if turn.intent in settings.neutral_intents:
+            continue
         if any(a in settings.failure_actions for a in turn.actions):
             count += 1
         elif turn.actions and all(a in settings.neutral_actions for a in turn.actions):
@@ -525,6 +591,9 @@ def sentiment_scores(
     """The sentiment score of each turn (None when unknown)."""
     out: list[Optional[float]] = []
     for turn in turns:
+        if _quiet(turn, settings):
+            out.append(None)  # an email address or a description for the team: not a mood
+            continue
         value = turn.sentiment
         if value is None and not turn.typed:
             value = 0.0  # a button click: no words, no mood (NLU does not score payloads)

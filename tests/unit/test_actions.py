@@ -7,6 +7,7 @@ exercise the real registration, tracker parsing and response shapes without a se
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,8 @@ def action_call(action: str, events: list[dict[str, Any]], slots: dict[str, Any]
         "tracker": {
             "sender_id": "conversation-1",
             "slots": all_slots,
-            "latest_message": latest["parse_data"],
+            # Rasa puts the message's metadata (UserMessage.metadata) in latest_message too.
+            "latest_message": {**latest["parse_data"], "metadata": latest.get("metadata") or {}},
             "events": events,
             "paused": False,
             "latest_action_name": "action_listen",
@@ -99,7 +101,8 @@ async def test_handoff_ends_with_pause_then_listen(executor: ActionExecutor) -> 
     assert [e["event"] for e in events[-2:]] == ["pause", "action"]
     assert events[-1]["name"] == "action_listen"
     slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
-    assert slots == {"handoff_trigger": None, "handoff_reason": "explicit_request"}
+    assert slots == {"handoff_trigger": None, "handoff_reason": "explicit_request",
+                     "offline_handoff": result["responses"][1]["custom"]["handoff"]}
 
 
 async def test_handoff_tells_the_visitor_then_hands_the_channel_a_summary(executor: ActionExecutor) -> None:
@@ -316,3 +319,255 @@ async def test_order_status_asks_for_the_number_when_missing_or_malformed(execut
     assert missing["events"] == []
     assert malformed["responses"][0]["response"] == "utter_ask_order_number"
     assert malformed["events"][0]["name"] == "order_number" and malformed["events"][0]["value"] is None
+
+
+# --- nobody there: the visitor leaves a message (contract-issue6 section 2) ------------------------
+
+
+def with_desk(events: list[dict[str, Any]], why: str | None, hours: str | None = None) -> list[dict[str, Any]]:
+    """``events`` with the gateway's desk status in the metadata of the latest visitor message."""
+    *before, latest = events
+    desk = {"open": why != "closed", "agents_available": 0 if why else 2, "why": why, "hours": hours}
+    return [*before, {**latest, "metadata": {"handoff_desk": desk}}]
+
+
+def slot_events(result: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in result["events"] if e["event"] == "slot"}
+
+
+async def test_with_nobody_available_the_bot_says_so_at_once_and_asks_for_a_message(executor: ActionExecutor) -> None:
+    events = with_desk(ORDER_THEN_HUMAN, "no_agents")
+    result = await executor.run(action_call("action_handoff", events, {"order_number": "77123"}))
+
+    assert [m["response"] for m in result["responses"]] == ["utter_nobody_available"]
+    assert "nobody from our team is free" in rendered(result["responses"][0])
+    assert not any(e["event"] == "pause" for e in result["events"])  # the bot keeps talking
+    slots = slot_events(result)
+    assert slots["ticket_why"] == "no_agents" and slots["handoff_trigger"] is None
+    kept = slots["offline_handoff"]
+    assert kept["reason"] == "explicit_request" and kept["summary"]["facts"]["order_number"] == "77123"
+    assert result["events"][-1] == {"event": "followup", "timestamp": None, "name": "offline_ticket_form"}
+
+
+async def test_outside_business_hours_the_bot_names_the_hours(executor: ActionExecutor) -> None:
+    hours = "Mon-Fri 09:00-18:00 (Europe/Berlin)"
+    result = await executor.run(action_call("action_handoff", with_desk(ORDER_THEN_HUMAN, "closed", hours)))
+
+    (message,) = result["responses"]
+    assert message["response"] == "utter_outside_hours"
+    assert f"we're here {hours}." in rendered(message)
+    assert slot_events(result)["ticket_why"] == "closed"
+    assert result["events"][-1]["name"] == "offline_ticket_form"
+
+
+async def test_closed_without_hours_still_reads_well(executor: ActionExecutor) -> None:
+    result = await executor.run(action_call("action_handoff", with_desk(ORDER_THEN_HUMAN, "closed", None)))
+
+    (message,) = result["responses"]
+    assert message["response"] == "utter_nobody_available" and "{" not in rendered(message)
+    assert slot_events(result)["ticket_why"] == "closed"
+
+
+@pytest.mark.parametrize("why", ["missing", None, "something_new"])
+async def test_with_a_person_free_or_no_desk_status_the_handoff_is_as_before(
+    executor: ActionExecutor, why: str | None
+) -> None:
+    events = ORDER_THEN_HUMAN if why == "missing" else with_desk(ORDER_THEN_HUMAN, why)
+    result = await executor.run(action_call("action_handoff", events, {"order_number": "77123", "ticket_why": "closed"}))
+
+    connecting, payload = result["responses"]
+    assert connecting["response"] == "utter_handoff_connecting"
+    assert [e["event"] for e in result["events"][-2:]] == ["pause", "action"]
+    slots = slot_events(result)
+    # The latest hand-off is kept for a message left later ("leave a message" after a long wait).
+    assert slots["offline_handoff"] == payload["custom"]["handoff"]
+    assert slots["ticket_why"] is None
+    assert not any(e["event"] == "followup" for e in result["events"])
+
+
+async def test_nobody_available_in_the_middle_of_the_order_form_drops_it(executor: ActionExecutor) -> None:
+    events = with_desk([user("where is my order", "order_status"),
+                        bot("utter_ask_order_number", "What's your order number?"),
+                        {"event": "action", "name": "action_listen"},
+                        user("no idea, get me a person", "request_human")], "no_agents")
+    result = await executor.run(action_call("action_handoff", events, {"requested_slot": "order_number"},
+                                            active_loop="order_status_form"))
+
+    kinds = [(e["event"], e.get("name"), e.get("value")) for e in result["events"]]
+    assert ("active_loop", None, None) in kinds and ("slot", "requested_slot", None) in kinds
+    assert not any(name == "interrupted_form" and value for _, name, value in kinds)
+    assert kinds[-1] == ("followup", "offline_ticket_form", None)
+
+
+def form_turn(slot: str, text: str, intent: str = "nlu_fallback") -> list[dict[str, Any]]:
+    """What Rasa sends validate_offline_ticket_form: the visitor's answer, then the candidate."""
+    return [bot(f"utter_ask_{slot}", "?"), {"event": "action", "name": "action_listen"},
+            user(text, intent, 0.4), {"event": "slot", "name": slot, "value": text}]
+
+
+async def validate(executor: ActionExecutor, slot: str, text: str) -> dict[str, Any]:
+    events = [{"event": "action", "name": "offline_ticket_form"}, {"event": "active_loop", "name": "offline_ticket_form"},
+              *form_turn(slot, text)]
+    return await executor.run(action_call("validate_offline_ticket_form", events,
+                                          {"requested_slot": slot, slot: text}, active_loop="offline_ticket_form"))
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [("jane.doe@example.com", "jane.doe@example.com"),
+     ("it's Jane.Doe+shop@mail.example.co.uk.", "Jane.Doe+shop@mail.example.co.uk"),
+     ("<j_o@example.de>, thanks", "j_o@example.de")],
+)
+async def test_a_plausible_email_is_taken_from_what_the_visitor_typed(
+    executor: ActionExecutor, typed: str, kept: str
+) -> None:
+    result = await validate(executor, "ticket_email", typed)
+
+    assert slot_events(result)["ticket_email"] == kept
+    assert result["responses"] == []
+
+
+@pytest.mark.parametrize("typed", ["jane@example", "jane.example.com", "jane@@example.com", "my email is jane",
+                                   "jane@exa mple.com", "@example.com", "jane.@example.com", "no"])
+async def test_an_implausible_email_is_refused_with_a_clear_message(executor: ActionExecutor, typed: str) -> None:
+    result = await validate(executor, "ticket_email", typed)
+
+    assert slot_events(result)["ticket_email"] is None  # the form asks again
+    (message,) = result["responses"]
+    assert message["response"] == "utter_invalid_email"
+    assert "name@example.com" in rendered(message)
+
+
+async def test_the_issue_is_kept_in_the_visitors_words_but_a_stray_button_is_not_an_issue(executor: ActionExecutor) -> None:
+    words = await validate(executor, "ticket_issue", "  my parcel 77123 never\narrived  ")
+    button = await validate(executor, "ticket_issue", "/handoff_keep_waiting")
+
+    assert slot_events(words)["ticket_issue"] == "my parcel 77123 never arrived"
+    assert slot_events(button)["ticket_issue"] is None
+
+
+async def test_a_long_issue_reaches_the_team_whole(executor: ActionExecutor) -> None:
+    long_issue = ("The order came in three parcels and two were damaged. " * 70).strip()  # ~3,800 characters
+
+    result = await validate(executor, "ticket_issue", long_issue)
+
+    assert slot_events(result)["ticket_issue"] == long_issue
+
+
+HANDOFF_KEPT = {"reason": "billing_dispute", "priority": 3, "team": "billing",
+                "evidence": {"intent": "billing_dispute", "text": "you charged me twice"},
+                "summary": {"headline": "Disputes a charge", "text": "Disputes a charge"}}
+
+
+def ticket_events() -> list[dict[str, Any]]:
+    return ORDER_THEN_HUMAN + [{"event": "action", "name": "action_handoff"},
+                               {"event": "action", "name": "offline_ticket_form"},
+                               *form_turn("ticket_email", "jane@example.com"),
+                               *form_turn("ticket_issue", "charged twice for 77123", "billing_dispute"),
+                               {"event": "action", "name": "offline_ticket_form"},
+                               {"event": "active_loop", "name": None}]
+
+
+async def test_a_finished_message_becomes_exactly_the_ticket_the_gateway_expects(executor: ActionExecutor) -> None:
+    slots = {"ticket_email": "jane@example.com", "ticket_issue": "charged twice for 77123",
+             "ticket_why": "no_agents", "offline_handoff": HANDOFF_KEPT}
+    result = await executor.run(action_call("action_submit_ticket", ticket_events(), slots))
+
+    told, payload = result["responses"]
+    assert told["response"] == "utter_ticket_created"
+    assert "reply to jane@example.com" in rendered(told)
+    ticket = payload["custom"]["offline_ticket"]
+    assert set(payload["custom"]) == {"offline_ticket"}
+    assert set(ticket) == {"key", "email", "issue", "why", "handoff"}
+    assert uuid.UUID(hex=ticket["key"]).version == 4 and ticket["key"] == uuid.UUID(hex=ticket["key"]).hex
+    assert (ticket["email"], ticket["issue"], ticket["why"]) == ("jane@example.com", "charged twice for 77123", "no_agents")
+    assert ticket["handoff"] == HANDOFF_KEPT
+    # Sent once: the issue and the hand-off are used up, the address stays for a second message.
+    assert slot_events(result) == {"ticket_issue": None, "offline_handoff": None, "ticket_why": None}
+
+    again = await executor.run(action_call("action_submit_ticket", ticket_events(), slots))
+    assert again["responses"][1]["custom"]["offline_ticket"]["key"] != ticket["key"]  # idempotency is per ticket
+
+
+async def test_a_ticket_without_a_kept_handoff_still_describes_the_conversation(executor: ActionExecutor) -> None:
+    slots = {"ticket_email": "jane@example.com", "ticket_issue": "where is 77123", "order_number": "77123"}
+    result = await executor.run(action_call("action_submit_ticket", ticket_events(), slots))
+
+    ticket = result["responses"][1]["custom"]["offline_ticket"]
+    assert ticket["why"] == "visitor_request"
+    assert ticket["handoff"]["reason"] == "explicit_request"
+    assert ticket["handoff"]["summary"]["facts"]["order_number"] == "77123"
+
+
+async def test_never_mind_in_the_message_form_sends_nothing_and_forgets_it(executor: ActionExecutor) -> None:
+    events = ORDER_THEN_HUMAN + [*form_turn("ticket_email", "jane@example.com"),
+                                 bot("utter_ask_ticket_issue", "?"), {"event": "action", "name": "action_listen"},
+                                 user("never mind", "handoff_cancel"),
+                                 {"event": "action", "name": "action_deactivate_loop"}, {"event": "active_loop", "name": None}]
+    slots = {"ticket_email": "jane@example.com", "ticket_why": "no_agents", "offline_handoff": HANDOFF_KEPT}
+    result = await executor.run(action_call("action_cancel_ticket", events, slots))
+
+    (message,) = result["responses"]
+    assert message["response"] == "utter_ticket_cancelled" and "won't send anything" in rendered(message)
+    assert slot_events(result) == {"ticket_email": None, "ticket_issue": None, "offline_handoff": None, "ticket_why": None}
+
+
+async def test_asking_to_leave_a_message_starts_the_form_with_a_description_for_the_team(executor: ActionExecutor) -> None:
+    events = ORDER_THEN_HUMAN[:-1] + [user("can I just leave a message", "handoff_leave_message")]
+    result = await executor.run(action_call("action_leave_message", events, {"order_number": "77123",
+                                                                             "offline_handoff": HANDOFF_KEPT}))
+
+    (message,) = result["responses"]
+    assert message["response"] == "utter_leave_message_start"
+    slots = slot_events(result)
+    assert slots["ticket_why"] == "visitor_request"
+    # A fresh description, not an older hand-off's.
+    assert slots["offline_handoff"]["reason"] == "explicit_request"
+    assert slots["offline_handoff"]["summary"]["facts"]["order_number"] == "77123"
+    assert result["events"][-1]["event"] == "followup" and result["events"][-1]["name"] == "offline_ticket_form"
+
+
+async def test_asking_to_leave_a_message_in_the_order_form_drops_that_form(executor: ActionExecutor) -> None:
+    events = [user("where is my order", "order_status"), bot("utter_ask_order_number", "?"),
+              {"event": "action", "name": "action_listen"}, user("just email me", "handoff_leave_message")]
+    result = await executor.run(action_call("action_leave_message", events, {"requested_slot": "order_number"},
+                                            active_loop="order_status_form"))
+
+    kinds = [(e["event"], e.get("name"), e.get("value")) for e in result["events"]]
+    assert ("active_loop", None, None) in kinds and ("slot", "requested_slot", None) in kinds
+    assert kinds[-1] == ("followup", "offline_ticket_form", None)
+
+
+async def test_a_visitor_who_stopped_waiting_is_back_with_the_assistant_without_a_rating(executor: ActionExecutor) -> None:
+    result = await executor.run(action_call("action_handback", handback_events(handoff_outcome="cancelled")))
+
+    (message,) = result["responses"]
+    assert message["response"] == "utter_handback_cancelled"
+    assert "back with the assistant" in rendered(message)
+    assert "buttons" not in DOMAIN.responses["utter_handback_cancelled"][0]  # no rating question
+    assert slot_events(result)["handoff_outcome"] == "cancelled"
+    assert not any(e["event"] == "followup" for e in result["events"])
+
+
+async def test_a_visitor_who_stopped_waiting_picks_up_the_interrupted_form_at_once(executor: ActionExecutor) -> None:
+    result = await executor.run(action_call("action_handback", handback_events(handoff_outcome="cancelled"),
+                                            {"interrupted_form": "order_status_form"}))
+
+    assert [m["response"] for m in result["responses"]] == ["utter_handback_cancelled", "utter_resume_form"]
+    assert result["events"][-2:] == [
+        {"event": "slot", "timestamp": None, "name": "interrupted_form", "value": None},
+        {"event": "followup", "timestamp": None, "name": "order_status_form"},
+    ]
+
+
+async def test_leave_a_message_after_a_long_wait_starts_the_form_as_unclaimed(executor: ActionExecutor) -> None:
+    result = await executor.run(action_call("action_handback", handback_events(handoff_outcome="leave_message"),
+                                            {"interrupted_form": "order_status_form", "offline_handoff": HANDOFF_KEPT}))
+
+    (message,) = result["responses"]
+    assert message["response"] == "utter_leave_message_start"
+    slots = slot_events(result)
+    assert slots["handoff_outcome"] == "leave_message" and slots["ticket_why"] == "unclaimed"
+    assert slots["interrupted_form"] is None
+    assert "offline_handoff" not in slots  # the hand-off the visitor waited for goes with the ticket
+    assert result["events"][-1] == {"event": "followup", "timestamp": None, "name": "offline_ticket_form"}

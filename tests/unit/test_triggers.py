@@ -334,6 +334,84 @@ def test_another_action_already_answering_the_message_is_left_alone() -> None:
     assert decide(events, SETTINGS).action is None
 
 
+# --- nobody there: the visitor leaves a message (offline_ticket_form) ----------------------------------------
+
+
+def slot(name: str, value: Any) -> dict[str, Any]:
+    return {"event": "slot", "name": name, "value": value}
+
+
+def form_starts(why: str = "no_agents") -> list[dict[str, Any]]:
+    """action_handoff found nobody there: it set ticket_why, the form asked for the email."""
+    return [{"event": "action", "name": "action_handoff"}, slot("handoff_trigger", None), slot("ticket_why", why),
+            {"event": "action", "name": "offline_ticket_form"}, {"event": "active_loop", "name": "offline_ticket_form"},
+            slot("requested_slot", "ticket_email"), {"event": "action", "name": "action_listen"}]
+
+
+def test_when_nobody_is_there_the_message_form_follows_the_handoff() -> None:
+    asked = START + [user("human", "request_human"), {"event": "action", "name": "action_handoff"}]
+    nobody = asked + [slot("handoff_trigger", None), slot("ticket_why", "closed")]
+    somebody = asked + [slot("ticket_why", None)]
+
+    assert decide(nobody, SETTINGS).action == "offline_ticket_form"
+    assert decide(somebody, SETTINGS).action == "action_listen"
+    started = nobody + [{"event": "action", "name": "offline_ticket_form"}, {"event": "active_loop", "name": "offline_ticket_form"}]
+    assert decide(started, SETTINGS).action is None  # the form's own rule listens
+
+
+def test_leaving_a_message_after_a_long_wait_starts_the_form_after_the_handback() -> None:
+    handback = START + [user("human", "request_human"), {"event": "action", "name": "action_handoff"}, {"event": "pause"},
+                        {"event": "action", "name": "action_listen"}, {"event": "resume"},
+                        {"event": "action", "name": "action_listen"},
+                        {"event": "user", "text": "EXTERNAL: handoff_done", "metadata": {"is_external": True},
+                         "parse_data": {"intent": {"name": "handoff_done"}}},
+                        {"event": "action", "name": "action_handback"}]
+    assert decide(handback + [slot("handoff_outcome", "leave_message"), slot("ticket_why", "unclaimed")],
+                  SETTINGS).action == "offline_ticket_form"
+    assert decide(handback + [slot("handoff_outcome", "resolved")], SETTINGS).action is None
+
+
+def test_an_email_address_or_a_request_while_leaving_a_message_is_not_a_miss() -> None:
+    missed_twice = START + [fallback()] + said("utter_default") + [fallback()] + said("utter_offer_human")
+    in_form = missed_twice + [user("get me a person", "request_human")] + form_starts()
+    email = in_form + [fallback("jane@example.com")]
+    assert decide(email, SETTINGS).action is None  # not a third miss: the form takes it
+
+    again = email + said("offline_ticket_form") + [user("I want a person", "request_human")]
+    assert decide(again, SETTINGS).action is None  # the form takes it as the issue
+
+    upset = (in_form + [user("this is awful", "nlu_fallback", sentiment=-0.8)] + said("offline_ticket_form")
+             + [user("terrible, useless shop", "nlu_fallback", sentiment=-0.9)])
+    assert decide(upset, SETTINGS).action is None
+
+    done = (email + said("offline_ticket_form") + [user("parcel missing", "order_status", sentiment=-0.6)]
+            + [{"event": "action", "name": "offline_ticket_form"}, {"event": "active_loop", "name": None}]
+            + said("action_submit_ticket"))
+    assert decide(done + [fallback()], SETTINGS).action is None  # a fresh streak: one miss
+    assert decide(done + [user("awful", sentiment=-0.7)], SETTINGS).action is None  # one mood, not two
+    assert decide(done + [fallback()] + said("utter_default") + [fallback()], SETTINGS).action == "utter_offer_human"
+
+
+def test_safety_still_interrupts_leaving_a_message() -> None:
+    events = START + [user("get me a person", "request_human")] + form_starts() + [
+        user("I don't want to live anymore", "nlu_fallback", 0.4, ranking=[("nlu_fallback", 0.4), ("deny", 0.3)])]
+    assert decide(events, SETTINGS).action == "utter_crisis_resources"
+    t = trigger(events + said("utter_crisis_resources")[:-1])
+    assert (t["reason"], t["priority"]) == ("safety", 4)
+
+    billing = START + [user("get me a person", "request_human")] + form_starts() + [user("charged twice", "billing_dispute")]
+    assert decide(billing, SETTINGS).action is None  # not urgent: it is the visitor's message for the team
+
+
+def test_queue_choices_neither_count_as_misses_nor_end_a_streak() -> None:
+    choice = START + [fallback()] + said("utter_default") + [user("never mind", "handoff_cancel")] + said("utter_no_problem")
+    small_talk = START + [fallback()] + said("utter_default") + [user("hi", "greet")] + said("utter_greet")
+
+    assert decide(choice, SETTINGS).action is None
+    assert decide(choice + [fallback()], SETTINGS).action == "utter_offer_human"  # the second miss in a row
+    assert decide(small_talk + [fallback()], SETTINGS).action is None  # an answered message ends it
+
+
 # --- settings: the designer's config.yml ------------------------------------------------------------------------
 
 
@@ -357,6 +435,7 @@ def test_defaults_work_without_any_parameter() -> None:
         ({"topics": {"safety": {"reason": "safety", "patterns": ["(unclosed"]}}}, "is not a valid regular expression"),
         ({"topics": {"x": "billing"}}, "expected a map"),
         ({"offers": ["utter_iamabot"]}, "offers: expected a map"),
+        ({"offline": {"form": "offline_ticket_form", "urgent_priority": 5}}, "offline: urgent_priority must be a whole number 1..4"),
     ],
 )
 def test_impossible_settings_are_explained(config: dict[str, Any], words: str) -> None:
@@ -373,7 +452,7 @@ def test_policy_predicts_the_handoff_and_hands_the_trigger_to_the_action(tmp_pat
     from rasa.engine.storage.local_model_storage import LocalModelStorage
     from rasa.engine.storage.resource import Resource
     from rasa.shared.core.domain import Domain
-    from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+    from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
     from handoff_channel.policies.handoff_policy import HandoffPolicy, check_against_domain
@@ -404,6 +483,25 @@ def test_policy_predicts_the_handoff_and_hands_the_trigger_to_the_action(tmp_pat
         ActionExecuted("action_listen"), UserUttered("hi", {"name": "greet", "confidence": 0.99}, [], {}),
     ], slots=domain.slots)
     assert policy.predict_action_probabilities(calm, domain).max_confidence == 0.0
+
+    nobody = DialogueStateTracker.from_events("c3", [
+        ActionExecuted("action_listen"),
+        UserUttered("you charged me twice", parse["intent"], [], parse),
+        ActionExecuted("action_handoff"), SlotSet("handoff_trigger", None), SlotSet("ticket_why", "no_agents"),
+    ], slots=domain.slots)
+    assert domain.action_names_or_texts[policy.predict_action_probabilities(nobody, domain).max_confidence_index] \
+        == "offline_ticket_form"
+    fallback_parse = {"intent": {"name": "nlu_fallback", "confidence": 0.4}, "entities": [],
+                      "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.4}, {"name": "out_of_scope", "confidence": 0.2}]}
+    in_form = DialogueStateTracker.from_events("c4", [
+        ActionExecuted("action_listen"), UserUttered("blorp", fallback_parse["intent"], [], fallback_parse),
+        ActionExecuted("utter_default"), ActionExecuted("action_listen"),
+        UserUttered("human", {"name": "request_human", "confidence": 0.99}, [], {}),
+        ActionExecuted("action_handoff"), SlotSet("ticket_why", "no_agents"),
+        ActionExecuted("offline_ticket_form"), ActiveLoop("offline_ticket_form"), ActionExecuted("action_listen"),
+        UserUttered("I want a person", {"name": "request_human", "confidence": 0.9}, [], {}),
+    ], slots=domain.slots)
+    assert policy.predict_action_probabilities(in_form, domain).max_confidence == 0.0  # the form takes it
 
 
 def test_policy_training_names_what_the_domain_lacks(tmp_path: Path) -> None:
