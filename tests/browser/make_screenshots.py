@@ -171,7 +171,7 @@ async def run(base: str, password: str, tom_password: str, db_url: str) -> None:
         await sarah.ok("POST", "/api/agents/tom", {"teams": ["orders"], "capacity": 3})
         await leave_message(base, db_url, "Noah Becker", "noah.becker@example.com",
                             "The invoice for order 50711 shows the wrong VAT number, can you send a corrected one?",
-                            ["hi", "I need a corrected invoice for order 50711"])
+                            ["hi", "where is my order 50711"])
         await leave_message(base, db_url, "Sofia Rossi", "sofia.rossi@example.org",
                             "My discount code SPRING15 was not applied at checkout. Please refund the difference.",
                             ["hello", "my discount code SPRING15 did not work at checkout"])
