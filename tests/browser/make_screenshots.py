@@ -47,6 +47,9 @@ async def talk(base: str, name: Optional[str], lines: list[str], *, tier: Option
     await v.connect()
     try:
         for line in lines:
+            # Once the bot has handed over, the visitor waits: the bot no longer answers each line.
+            if any("Connecting you to a person" in t for t in v.texts()):
+                break
             before = len(v.received)
             await v.say(line, custom=custom)
             await v.wait_for(lambda ms, n=before: len(ms) > n, timeout=20)
