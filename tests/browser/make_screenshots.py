@@ -5,7 +5,10 @@
         --password handoff-demo --tom-password password123            # an already running stack
 
 A few visitors talk to the real bot and ask for a person; Sarah takes one and answers it, Tom
-another; then the queue, an open conversation and the widget mid-handoff are captured.
+another; two visitors leave a message instead (offline tickets); then the queue, an open
+conversation, the Tickets tab, the supervisors' team view and the widget mid-handoff are captured
+at 1280x800 (docs/screenshots/) and again at 1440x900 and 1024x720 (a temporary directory, for
+checking the layout; not committed).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import asyncio
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Optional
 
 from playwright.async_api import async_playwright, expect
 
 from handoff_channel.devstack import Stack, train
+from handoff_channel.models import Handoff
 from handoff_channel.settings import REPO_ROOT
+from handoff_channel.store import SqlConversationStore
 from tests.support import AgentClient, Visitor, free_port
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS
@@ -41,6 +47,9 @@ async def talk(base: str, name: Optional[str], lines: list[str], *, tier: Option
     await v.connect()
     try:
         for line in lines:
+            # Once the bot has handed over, the visitor waits: the bot no longer answers each line.
+            if any("Connecting you to a person" in t for t in v.texts()):
+                break
             before = len(v.received)
             await v.say(line, custom=custom)
             await v.wait_for(lambda ms, n=before: len(ms) > n, timeout=20)
@@ -48,6 +57,37 @@ async def talk(base: str, name: Optional[str], lines: list[str], *, tier: Option
         return str(v.session_id)
     finally:
         await leave(v)
+
+
+BOT_HAS_TICKET_FORM = "offline_ticket_form" in (REPO_ROOT / "bot" / "domain.yml").read_text()
+
+
+async def leave_message(base: str, db_url: str, name: str, email: str, issue: str, lines: list[str]) -> None:
+    """A visitor who leaves a message instead of waiting: through the bot's offline ticket form
+    when the bot has it; otherwise the visitor talks to the bot (``lines``) and the ticket the
+    form would have produced is stored directly (the inbox then reloads to list it)."""
+    custom = {"language": "en", "name": name}
+    v = Visitor(base)
+    await v.connect()
+    try:
+        for line in (lines + ["/handoff_leave_message", email, issue]) if BOT_HAS_TICKET_FORM else lines:
+            before = len(v.received)
+            await v.say(line, custom=custom)
+            await v.wait_for(lambda ms, n=before: len(ms) > n, timeout=20)
+            await asyncio.sleep(0.3)
+        cid = str(v.session_id)
+    finally:
+        await leave(v)
+    if BOT_HAS_TICKET_FORM:
+        return
+    store = SqlConversationStore(db_url)
+    try:
+        handoff = Handoff(reason="explicit_request", priority=2, team=None,
+                          evidence={"text": lines[-1], "intent": "request_human", "confidence": 0.96},
+                          summary={"headline": lines[-1][:70], "text": "Visitor: " + "\n".join(lines)})
+        await store.add_ticket(cid, uuid.uuid4().hex, email=email, issue=issue, why="no_agents", handoff=handoff)
+    finally:
+        await store.close()
 
 
 async def find(agent: AgentClient, label: str) -> str:
@@ -60,7 +100,7 @@ async def find(agent: AgentClient, label: str) -> str:
     raise AssertionError(f"no open conversation for {label}")
 
 
-async def run(base: str, password: str, tom_password: str) -> None:
+async def run(base: str, password: str, tom_password: str, db_url: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     sarah = AgentClient(base)
     await sarah.login("sarah", password)
@@ -129,12 +169,52 @@ async def run(base: str, password: str, tom_password: str) -> None:
         await inbox.page.wait_for_timeout(1500)  # let the wait clocks tick
         await inbox.page.screenshot(path=str(OUT / "inbox-queue.png"))
 
-        # The same at 1024 px wide, for checking the narrow layout (not committed).
-        await inbox.page.set_viewport_size({"width": 1024, "height": 720})
-        await inbox.page.wait_for_timeout(300)
-        narrow = Path(tempfile.gettempdir()) / "inbox-1024.png"
-        await inbox.page.screenshot(path=str(narrow))
-        print(f"narrow layout: {narrow}")
+        # (d) offline tickets: teams and availability first, so the team view has something to show
+        await sarah.ok("POST", "/api/agents/sarah", {"teams": ["billing", "orders"], "capacity": 4})
+        await sarah.ok("POST", "/api/agents/tom", {"teams": ["orders"], "capacity": 3})
+        await leave_message(base, db_url, "Noah Becker", "noah.becker@example.com",
+                            "The invoice for order 50711 shows the wrong VAT number, can you send a corrected one?",
+                            ["hi", "where is my order 50711"])
+        await leave_message(base, db_url, "Sofia Rossi", "sofia.rossi@example.org",
+                            "My discount code SPRING15 was not applied at checkout. Please refund the difference.",
+                            ["hello", "my discount code SPRING15 did not work at checkout"])
+        if not BOT_HAS_TICKET_FORM:
+            await inbox.page.reload()
+            await expect(inbox.page.locator(".topbar .me-name")).to_be_visible(timeout=10_000)
+        await inbox.tab("tickets")
+        await expect(inbox.ticket("sofia.rossi@example.org")).to_be_visible(timeout=10_000)
+        await inbox.ticket("sofia.rossi@example.org").click()
+        await expect(inbox.page.locator(".ticket-view .ticket-log .msg").first).to_be_visible(timeout=10_000)
+        await expect(inbox.page.locator(".toast")).to_be_hidden(timeout=10_000)
+        await inbox.page.wait_for_timeout(500)
+        await inbox.page.screenshot(path=str(OUT / "inbox-tickets.png"))
+
+        # (e) the supervisors' team view (Sarah is a supervisor here), beside the waiting queue
+        await sarah.ok("POST", "/api/agents/priya", {"teams": ["billing"], "capacity": 5})
+        await inbox.tab("unassigned")
+        await inbox.page.locator(".topbar [data-action=team]").click()
+        await expect(inbox.page.locator(".team-table tbody tr").first).to_be_visible(timeout=10_000)
+        await inbox.page.wait_for_timeout(500)
+        await inbox.page.screenshot(path=str(OUT / "inbox-team.png"))
+
+        # The same screens at other sizes, for checking the layout (not committed).
+        extra = Path(tempfile.mkdtemp(prefix="inbox-shots-"))
+        for width, height in ((1440, 900), (1024, 720)):
+            await inbox.page.set_viewport_size({"width": width, "height": height})
+            await inbox.page.wait_for_timeout(300)
+            await inbox.page.screenshot(path=str(extra / f"team-{width}.png"))
+            await inbox.tab("tickets")
+            await inbox.page.wait_for_timeout(300)
+            await inbox.page.screenshot(path=str(extra / f"tickets-{width}.png"))
+            await inbox.tab("open")
+            await inbox.open("Lena Fischer")
+            await inbox.page.wait_for_timeout(300)
+            await inbox.page.screenshot(path=str(extra / f"conversation-{width}.png"))
+            await inbox.open("Emma Larsen")
+            await inbox.page.wait_for_timeout(300)
+            await inbox.page.screenshot(path=str(extra / f"queue-{width}.png"))
+            await inbox.page.locator(".topbar [data-action=team]").click()
+        print(f"other sizes: {extra}")
         await browser.close()
     await sarah.close()
     await tom.close()
@@ -145,9 +225,10 @@ def main() -> None:
     parser.add_argument("--base-url", help="a running gateway; default: start a stack")
     parser.add_argument("--password", default="handoff-demo", help="sarah's password on --base-url")
     parser.add_argument("--tom-password", default="handoff-demo", help="tom's password on --base-url")
+    parser.add_argument("--db-url", default="", help="the store of --base-url (only for tickets while the bot has no ticket form)")
     args = parser.parse_args()
     if args.base_url:
-        asyncio.run(run(args.base_url.rstrip("/"), args.password, args.tom_password))
+        asyncio.run(run(args.base_url.rstrip("/"), args.password, args.tom_password, args.db_url))
         print(f"screenshots in {OUT}")
         return
     run_dir = Path(tempfile.mkdtemp(prefix="handoff-shots-"))
@@ -156,10 +237,11 @@ def main() -> None:
                   token="shots-" + os.urandom(8).hex())
     stack.create_agent("sarah", "Sarah", "handoff-demo", supervisor=True)
     stack.create_agent("tom", "Tom", "handoff-demo")
+    stack.create_agent("priya", "Priya Nair", "handoff-demo")  # never logs in: away in the team view
     stack.start()
     try:
         stack.wait_ready(timeout=300)
-        asyncio.run(run(stack.gateway_url, "handoff-demo", "handoff-demo"))
+        asyncio.run(run(stack.gateway_url, "handoff-demo", "handoff-demo", stack.db_url))
     finally:
         stack.stop()
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -137,3 +137,33 @@ class InboxPage:
         await dialog.get_by_role("button", name="Hand back").click()
         await expect(dialog).to_have_count(0, timeout=TIMEOUT)
         await expect(self.page.locator(".conv-head .chip-bot")).to_be_visible(timeout=TIMEOUT)
+
+    # -- issue 6: tickets, transfer, escalate, the team view ---------------------------------------
+
+    async def set_availability(self, value: str) -> None:
+        await self.page.locator(".topbar select.availability").select_option(value)
+        await expect(self.page.locator(".topbar")).to_have_attribute("data-availability", value, timeout=TIMEOUT)
+
+    def ticket(self, email: str) -> Locator:
+        return self.page.locator(".rows .ticket-row").filter(has=self.page.locator(".row-name", has_text=email))
+
+    async def transfer(self, *, to: Optional[str] = None, team: Optional[str] = None, note: str = "") -> None:
+        """Transfer the open conversation with the T key: to a person (display name) or a team."""
+        await self.page.locator(".transcript").click()  # out of the reply box: single keys are shortcuts
+        await self.page.keyboard.press("t")
+        dialog = self.page.locator("dialog[open]")
+        await expect(dialog).to_contain_text("Transfer the conversation")
+        target = dialog.locator(".target").filter(has=self.page.locator(".target-name", has_text=re.compile(f"^{re.escape(to or team or '')}$")))
+        await target.locator("input").check(timeout=TIMEOUT)
+        if note:
+            await dialog.locator("textarea[name=note]").fill(note)
+        await dialog.locator("textarea[name=note]").press("Control+Enter")
+        await expect(dialog).to_have_count(0, timeout=TIMEOUT)
+
+    async def escalate(self, note: str = "") -> None:
+        await self.page.locator(".conv-actions [data-action=escalate]").click()
+        dialog = self.page.locator("dialog[open]")
+        await expect(dialog).to_contain_text("Escalate to a supervisor")
+        await dialog.locator("textarea[name=note]").fill(note)
+        await dialog.get_by_role("button", name="Escalate").click()
+        await expect(dialog).to_have_count(0, timeout=TIMEOUT)

@@ -87,6 +87,14 @@ export const api = {
   note: (id, text) => request("POST", `/api/conversations/${enc(id)}/notes`, { text }),
   handback: (id, { outcome, note, facts }) => request("POST", `/api/conversations/${enc(id)}/handback`, { outcome, note, facts }),
   resolve: (id, note) => request("POST", `/api/conversations/${enc(id)}/resolve`, note ? { note } : {}),
+  transfer: (id, { to, team, note }) => request("POST", `/api/conversations/${enc(id)}/transfer`, to ? { to, note } : { team, note }),
+  escalate: (id, note) => request("POST", `/api/conversations/${enc(id)}/escalate`, note ? { note } : {}),
+
+  directory: () => request("GET", "/api/directory"),
+  agents: () => request("GET", "/api/agents"),
+
+  tickets: (status = "open") => request("GET", `/api/tickets?status=${enc(status)}`),
+  closeTicket: (id, note) => request("POST", `/api/tickets/${enc(id)}/close`, note ? { note } : {}),
 
   canned: () => request("GET", "/api/canned"),
   addCanned: (shortcut, text) => request("POST", "/api/canned", { shortcut, text }),

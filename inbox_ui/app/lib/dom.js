@@ -80,8 +80,15 @@ const ICONS = {
   keyboard: "M20 5H4a2 2 0 0 0-2 2v10a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2zm-9 3h2v2h-2zm0 3h2v2h-2zM8 8h2v2H8zm0 3h2v2H8zm-1 2H5v-2h2zm0-3H5V8h2zm9 7H8v-2h8zm0-4h-2v-2h2zm0-3h-2V8h2zm3 3h-2v-2h2zm0-3h-2V8h2z",
   inbox: "M19 3H5a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h14a2 2 0 0 0 2-2V5a2 2 0 0 0-2-2zm0 12h-4a3 3 0 0 1-6 0H5V5h14z",
   bolt: "M7 2v11h3v9l7-12h-4l4-8z",
+  transfer: "M4 5h11V2l5 5-5 5V9H4zm16 10H9v-3l-5 5 5 5v-3h11z",
+  escalate: "M10 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm0 2c-3 0-8 1.5-8 4.5V20h16v-1.5c0-3-5-4.5-8-4.5zM19 1.5l4 4h-3V11h-2V5.5h-3z",
+  team: "M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7zm7.5 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM9 13c-2.7 0-7 1.3-7 4v2h14v-2c0-2.7-4.3-4-7-4zm7.5 0c-.4 0-.8 0-1.3.1 1.1.9 1.8 2.1 1.8 3.9v2h6v-2c0-2.6-4-4-6.5-4z",
+  // A ticket outline with a dashed tear line (drawn with evenodd: the inner shape is a hole).
+  ticket: "M4 5h16a1 1 0 0 1 1 1v3a3 3 0 0 0 0 6v3a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1v-3a3 3 0 0 0 0-6V6a1 1 0 0 1 1-1zm1 2v2.6a5 5 0 0 1 0 4.8V17h14v-2.6a5 5 0 0 1 0-4.8V7zm9 1h1.6v2.2H14zm0 3.4h1.6v2.2H14zm0 3.4h1.6V17H14z",
   info: "M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2zm0-8h-2V7h2z",
 };
+
+const EVENODD = new Set(["ticket"]);
 
 export function icon(name, extraClass = "") {
   const ns = "http://www.w3.org/2000/svg";
@@ -91,6 +98,7 @@ export function icon(name, extraClass = "") {
   svg.setAttribute("class", `icon ${extraClass}`.trim());
   const path = document.createElementNS(ns, "path");
   path.setAttribute("d", ICONS[name] || "");
+  if (EVENODD.has(name)) path.setAttribute("fill-rule", "evenodd");
   svg.append(path);
   return svg;
 }

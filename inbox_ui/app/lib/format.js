@@ -91,6 +91,21 @@ export const OUTCOMES = {
   continue: "Bot continues",
 };
 
+/** Why a visitor left a message instead of talking to a person (Ticket.why). */
+const WHY = {
+  no_agents: "Nobody available",
+  closed: "Outside hours",
+  unclaimed: "Waited too long",
+  visitor_request: "Asked to leave a message",
+};
+
+export function whyLabel(why) {
+  if (!why) return "";
+  return WHY[why] || humanize(why);
+}
+
+export const AVAILABILITY_LABEL = { available: "Available", busy: "Busy", away: "Away" };
+
 export const STATUS_LABEL = {
   bot: "With the bot",
   queued: "Waiting",

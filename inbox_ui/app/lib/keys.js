@@ -2,8 +2,11 @@
 // Alt+Up/Down moves between conversations from anywhere, even while typing.
 
 import { state, TABS } from "./store.js";
-import { step, switchView, claim } from "./actions.js";
-import { openHandback, openResolve, openShortcuts } from "../views/dialogs.js";
+import { step, switchView, claim, toggleTeam } from "./actions.js";
+import {
+  openHandback, openResolve, openShortcuts, openTransfer, openEscalate, openCloseTicket,
+} from "../views/dialogs.js";
+import { canTransfer, canEscalate } from "../views/conversation.js";
 import { toggleDetails } from "../views/conversation.js";
 
 function typing(target) {
@@ -20,7 +23,9 @@ export function installShortcuts({ composer }) {
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
-    const row = state.selectedId ? state.conversations.get(state.selectedId) : null;
+    // In the Tickets tab (and the team view) the conversation keys do nothing: no hidden effects.
+    const row = state.selectedId && state.view !== "tickets" && !state.panel ? state.conversations.get(state.selectedId) : null;
+    const ticket = state.view === "tickets" && !state.panel && state.selectedTicketId !== null ? state.tickets.get(state.selectedTicketId) : null;
     const tab = TABS.find((t) => t.key === e.key);
     let handled = true;
     if (tab) switchView(tab.view);
@@ -36,19 +41,29 @@ export function installShortcuts({ composer }) {
           if (row) claim(row.id);
           break;
         case "r":
-          composer.focus("reply");
+          if (row) composer.focus("reply");
           break;
         case "n":
-          composer.focus("note");
+          if (row) composer.focus("note");
           break;
         case "/":
-          composer.startCanned();
+          if (row) composer.startCanned();
           break;
         case "h":
           if (row && (row.status === "queued" || row.status === "assigned")) openHandback(row.id);
           break;
         case "e":
           if (row && (row.status === "queued" || row.status === "assigned")) openResolve(row.id);
+          else if (ticket && ticket.status === "open") openCloseTicket(ticket.id);
+          break;
+        case "t":
+          if (row && canTransfer(row)) openTransfer(row.id);
+          break;
+        case "s":
+          if (row && canEscalate(row)) openEscalate(row.id);
+          break;
+        case "v":
+          toggleTeam();
           break;
         case "i":
           toggleDetails();

@@ -81,7 +81,37 @@ export function desktopNotify(title, body, tag, onClick) {
   }
 }
 
+let baseTitle = "Inbox";
+let alertText = null;
+let alertTimer = null;
+let alertPhase = false;
+
 export function setTitleCount(n) {
-  const title = n > 0 ? `(${n}) Inbox` : "Inbox";
-  if (document.title !== title) document.title = title;
+  baseTitle = n > 0 ? `(${n}) Inbox` : "Inbox";
+  if (!alertText && document.title !== baseTitle) document.title = baseTitle;
 }
+
+/** While the inbox tab is in the background, alternate the title with `text` (e.g. "New: Emma")
+ * so the tab catches the eye in a row of tabs; stops as soon as the agent comes back. */
+export function titleAlert(text) {
+  if (document.visibilityState !== "hidden") return;
+  alertText = text;
+  if (alertTimer) return;
+  alertTimer = setInterval(() => {
+    if (document.visibilityState !== "hidden") return stopTitleAlert();
+    alertPhase = !alertPhase;
+    document.title = alertPhase ? `● ${alertText}` : baseTitle;
+  }, 1200);
+}
+
+function stopTitleAlert() {
+  clearInterval(alertTimer);
+  alertTimer = null;
+  alertText = null;
+  alertPhase = false;
+  document.title = baseTitle;
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState !== "hidden" && alertTimer) stopTitleAlert();
+});

@@ -16,7 +16,9 @@ import { api, ApiError } from "./api.js";
 const OPEN_TIMEOUT_MS = 8000;
 const POLL_TIMEOUT_S = 25;
 const PROBE_EVERY_MS = 120000;
-const EVENT_TYPES = ["message_created", "conversation_updated"];
+// SSE delivers a named event only to a listener for that name (onmessage gets unnamed ones only),
+// so every type the inbox handles must be listed here.
+const EVENT_TYPES = ["message_created", "message_updated", "conversation_updated", "ticket_created", "ticket_updated"];
 
 export class EventFeed {
   /**
@@ -86,7 +88,7 @@ export class EventFeed {
       onData(data);
     };
     for (const type of EVENT_TYPES) es.addEventListener(type, fn);
-    es.onmessage = fn; // event types added later still arrive
+    es.onmessage = fn; // frames without an event name
   }
 
   // -- SSE --------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@
 //   persisted in sessionStorage so a reload never loses them.
 // * seen: per conversation, the message count when the agent last looked at it (localStorage,
 //   per agent): the unread count is what arrived since.
+// * tickets: offline tickets (left when nobody could take a handoff), by id; "open" ones are loaded
+//   at start, "done" ones when the agent first looks at them; events keep both current.
 
 const listeners = new Set();
 
@@ -25,13 +27,22 @@ export const state = {
   connection: "connecting",
   canned: [],
   flash: null,
+  tickets: new Map(),
+  ticketFilter: "open", // which tickets the Tickets tab lists: "open" | "done"
+  loadedTickets: new Set(), // ticket statuses loaded from the server
+  selectedTicketId: null,
+  seenTickets: new Set(), // tickets this agent has opened (localStorage, per agent)
+  panel: null, // "team": the supervisor view fills the conversation area
+  realerted: new Set(), // queued conversations nobody took in time (an "unclaimed" alert), until opened
+  team: null, // the last GET /api/agents answer (supervisors)
 };
 
 export const TABS = [
   { view: "unassigned", label: "Unassigned", key: "1" },
   { view: "mine", label: "Mine", key: "2" },
   { view: "open", label: "All open", short: "Open", key: "3" },
-  { view: "resolved", label: "Resolved", key: "4" },
+  { view: "resolved", label: "Resolved", short: "Done", key: "4" },
+  { view: "tickets", label: "Tickets", icon: "ticket", key: "5" },
 ];
 
 let scheduled = false;
@@ -88,17 +99,66 @@ export function rowsOf(view) {
   const rows = [...state.conversations.values()].filter((r) => inView(r, view, state.me));
   if (view === "resolved") return rows.sort((a, b) => (b.updated_at || 0) - (a.updated_at || 0));
   // Most urgent first, then longest waiting: stable while the agent moves through the list.
+  // queue_priority (from list loads) includes the raise for a long wait; events carry priority only.
+  const prio = (r) => Math.max(r.priority ?? 0, r.queue_priority ?? 0);
   return rows.sort(
-    (a, b) => (b.priority ?? 0) - (a.priority ?? 0) || (a.queued_at || a.created_at || 0) - (b.queued_at || b.created_at || 0),
+    (a, b) => prio(b) - prio(a) || (a.queued_at || a.created_at || 0) - (b.queued_at || b.created_at || 0),
   );
 }
 
 export function counts() {
-  const c = { unassigned: 0, mine: 0, open: 0, resolved: 0 };
+  const c = { unassigned: 0, mine: 0, open: 0, resolved: 0, tickets: 0, ticketsUnseen: 0 };
   for (const row of state.conversations.values()) {
-    for (const view of Object.keys(c)) if (inView(row, view, state.me)) c[view] += 1;
+    for (const view of ["unassigned", "mine", "open", "resolved"]) if (inView(row, view, state.me)) c[view] += 1;
+  }
+  for (const t of state.tickets.values()) {
+    if (t.status !== "open") continue;
+    c.tickets += 1;
+    if (!state.seenTickets.has(t.id)) c.ticketsUnseen += 1;
   }
   return c;
+}
+
+// -- tickets ---------------------------------------------------------------------------------------
+
+export function upsertTicket(ticket) {
+  if (!ticket || ticket.id === undefined || ticket.id === null) return;
+  const old = state.tickets.get(ticket.id);
+  state.tickets.set(ticket.id, { ...old, ...ticket });
+  changed("list", "tabs", "ticket");
+}
+
+/** The tickets of the Tickets tab: newest first (the order the API gives). */
+export function ticketRows(status = state.ticketFilter) {
+  const rows = [...state.tickets.values()].filter((t) => t.status === status);
+  if (status === "done") return rows.sort((a, b) => (b.closed_at || 0) - (a.closed_at || 0));
+  return rows.sort((a, b) => (b.created_at || 0) - (a.created_at || 0));
+}
+
+let seenTicketsKey = null;
+
+function loadSeenTickets(username) {
+  seenTicketsKey = `handoff.seenTickets.${username}`;
+  try {
+    state.seenTickets = new Set(JSON.parse(localStorage.getItem(seenTicketsKey) || "[]"));
+  } catch {
+    state.seenTickets = new Set();
+  }
+}
+
+export function markTicketSeen(id) {
+  if (id === null || id === undefined || state.seenTickets.has(id)) return;
+  state.seenTickets.add(id);
+  if (seenTicketsKey) {
+    try {
+      // Only open tickets need remembering; keep the list short.
+      const keep = [...state.seenTickets].filter((x) => state.tickets.get(x)?.status !== "done").slice(-500);
+      localStorage.setItem(seenTicketsKey, JSON.stringify(keep));
+    } catch {
+      /* ignore */
+    }
+  }
+  changed("list", "tabs", "title");
 }
 
 // -- details -------------------------------------------------------------------------------------
@@ -124,6 +184,17 @@ export function addMessage(message) {
   return true;
 }
 
+/** A message whose meta changed (the NLU result of a visitor turn arrives a moment later). */
+export function replaceMessage(message) {
+  const detail = state.details.get(message.conversation_id);
+  if (!detail) return false;
+  const i = detail.messages.findIndex((m) => m.id === message.id);
+  if (i === -1) return addMessage(message);
+  detail.messages[i] = { ...detail.messages[i], ...message };
+  changed("transcript", "detail");
+  return true;
+}
+
 export function addTimeline(conversationId, entry) {
   const detail = state.details.get(conversationId);
   if (!detail || !entry) return;
@@ -137,6 +208,7 @@ export function addTimeline(conversationId, entry) {
 let seenKey = null;
 
 export function loadSeen(username) {
+  loadSeenTickets(username);
   seenKey = `handoff.seen.${username}`;
   try {
     state.seen = JSON.parse(localStorage.getItem(seenKey) || "{}") || {};

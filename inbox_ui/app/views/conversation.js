@@ -7,7 +7,24 @@ import { claim } from "../lib/actions.js";
 import { initials, hueOf, reasonLabel, duration, nowSec } from "../lib/format.js";
 import { createTranscript } from "./transcript.js";
 import { createComposer } from "./composer.js";
-import { openHandback, openResolve, openSaveCanned, SHORTCUTS } from "./dialogs.js";
+import { openHandback, openResolve, openSaveCanned, openTransfer, openEscalate, SHORTCUTS } from "./dialogs.js";
+
+/** Transfer: the assignee or a supervisor of an assigned conversation; a supervisor can also send
+ * a waiting one to another team's queue. */
+export function canTransfer(row) {
+  const me = state.me;
+  if (!me || !row) return false;
+  if (row.status === "assigned") return row.assignee === me.username || me.role === "supervisor";
+  return row.status === "queued" && me.role === "supervisor";
+}
+
+/** Escalate to a supervisor: the assignee, or anyone while it waits (not a supervisor: they are
+ * the ones it would go to). */
+export function canEscalate(row) {
+  const me = state.me;
+  if (!me || !row || me.role === "supervisor") return false;
+  return (row.status === "assigned" && row.assignee === me.username) || row.status === "queued";
+}
 
 /** On narrow screens the details panel is a drawer; this opens and closes it. */
 export function toggleDetails() {
@@ -75,6 +92,12 @@ export function createConversation() {
       h("div", { class: "conv-actions" },
         p.canClaim
           ? h("button", { class: "btn btn-primary", type: "button", title: "Assign to me (A)", dataset: { action: "claim" }, on: { click: () => claim(row.id) } }, icon("user"), h("span", { class: "label" }, "Assign to me"))
+          : null,
+        canTransfer(row)
+          ? h("button", { class: "btn", type: "button", title: "Transfer to a person or a team (T)", dataset: { action: "transfer" }, on: { click: () => openTransfer(row.id) } }, icon("transfer"), h("span", { class: "label" }, "Transfer"))
+          : null,
+        canEscalate(row)
+          ? h("button", { class: "btn", type: "button", title: "Escalate to a supervisor (S)", dataset: { action: "escalate" }, on: { click: () => openEscalate(row.id) } }, icon("escalate"), h("span", { class: "label" }, "Escalate"))
           : null,
         p.canClose
           ? h("button", { class: "btn", type: "button", title: "Hand back to the bot (H)", dataset: { action: "handback" }, on: { click: () => openHandback(row.id) } }, icon("back"), h("span", { class: "label" }, "Hand back"))

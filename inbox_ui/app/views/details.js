@@ -4,8 +4,10 @@
 import { h, mount } from "../lib/dom.js";
 import { state, changed } from "../lib/store.js";
 import {
-  reasonLabel, priorityInfo, humanize, percent, fullTime, clock, ago, sentimentOf, OUTCOMES, STATUS_LABEL,
+  reasonLabel, priorityInfo, humanize, percent, fullTime, clock, ago, sentimentOf, OUTCOMES, STATUS_LABEL, duration,
 } from "../lib/format.js";
+
+export { section, reasonSection, timelineSection };
 
 export function createDetails() {
   const el = h("aside", { class: "details", attrs: { "aria-label": "Conversation details" } });
@@ -77,7 +79,7 @@ function reasonSection(handoff) {
   const ev = handoff.evidence || {};
   const intent = typeof ev.intent === "object" && ev.intent ? ev.intent.name : ev.intent;
   const rest = Object.entries(ev).filter(([k, v]) =>
-    !["intent", "confidence", "text"].includes(k) && v !== null && v !== "" && v !== 0 && typeof v !== "object" &&
+    !["intent", "confidence", "text"].includes(k) && v !== null && v !== "" && v !== 0 && v !== false && typeof v !== "object" &&
     !(k === "top_intent" && v === intent));
   const confidence = typeof ev.intent === "object" && ev.intent ? ev.intent.confidence : ev.confidence;
   return section(
@@ -90,7 +92,7 @@ function reasonSection(handoff) {
     intent
       ? h("p", { class: "small" }, "Detected intent ", h("code", null, intent), confidence !== undefined && confidence !== null ? ` · ${percent(confidence)} confidence` : "")
       : null,
-    rest.length ? h("dl", { class: "kv small" }, rest.flatMap(([k, v]) => [h("dt", null, humanize(k)), h("dd", null, String(v))])) : null,
+    rest.length ? h("dl", { class: "kv small" }, rest.flatMap(([k, v]) => [h("dt", null, humanize(k)), h("dd", null, v === true ? "Yes" : String(v))])) : null,
   );
 }
 
@@ -138,22 +140,40 @@ function latestSentiment(detail) {
   return null;
 }
 
+const CHOICES = {
+  cancel: "stopped waiting and went back to the assistant",
+  leave_message: "chose to leave a message instead of waiting",
+  keep_waiting: "chose to keep waiting",
+};
+
 function describe(entry) {
-  const who = entry.detail?.actor_name || (entry.actor === "bot" ? "The bot" : entry.actor === "visitor" ? "The visitor" : entry.actor);
   const d = entry.detail || {};
+  const who = d.actor_name || (entry.actor === "bot" ? "The bot" : entry.actor === "visitor" ? "The visitor" : entry.actor === "system" ? "The inbox" : entry.actor) || "Someone";
   switch (entry.kind) {
     case "handoff_requested":
       return `${who} handed over${d.reason ? ` — ${reasonLabel(d.reason)}` : ""}`;
     case "claimed":
-      return `${who} took the conversation`;
+      return d.auto ? `Routed to ${who} (auto-assigned)` : `${who} took the conversation`;
     case "released":
       return `${who} put it back in the queue`;
+    case "transferred":
+      return `${who} transferred it to ${d.to_agent_name || d.to_agent || "another agent"}`;
+    case "team_transferred":
+      return `${who} sent it to the ${d.team || "other"} team's queue`;
+    case "escalated":
+      return `${who} escalated it to ${d.to_agent_name || d.to_agent || "a supervisor"}`;
     case "handed_back":
       return `${who} handed back to the bot${d.outcome ? ` — ${OUTCOMES[d.outcome] || humanize(d.outcome)}` : ""}`;
     case "resolved":
       return `${who} resolved it`;
     case "cancelled":
-      return "The visitor went back to the bot";
+      return `The visitor ${CHOICES[d.choice] || "went back to the assistant"}`;
+    case "keep_waiting":
+      return "The visitor chose to keep waiting";
+    case "ticket_created":
+      return `The visitor left a message${d.email ? ` for ${d.email}` : ""}: a ticket is in Tickets`;
+    case "unclaimed":
+      return `Nobody took it${d.waited_s ? ` for ${duration(d.waited_s)}` : ""}: the visitor was offered to leave a message or go back to the assistant, and agents were alerted again`;
     default:
       return `${humanize(entry.kind)}${entry.to_status ? ` → ${STATUS_LABEL[entry.to_status] || entry.to_status}` : ""}`;
   }

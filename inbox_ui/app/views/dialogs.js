@@ -1,10 +1,11 @@
-// Modal dialogs (native <dialog>: focus trap and Esc for free): hand back to the bot, save a
-// reply for later, and the keyboard shortcuts.
+// Modal dialogs (native <dialog>: focus trap and Esc for free): hand back to the bot, resolve,
+// transfer, escalate, mark a ticket done, save a reply for later, and the keyboard shortcuts.
 
 import { h, mount } from "../lib/dom.js";
 import { state, flash } from "../lib/store.js";
 import { api } from "../lib/api.js";
-import { handBack, resolve, explain } from "../lib/actions.js";
+import { handBack, resolve, explain, transfer, escalate, closeTicket } from "../lib/actions.js";
+import { AVAILABILITY_LABEL } from "../lib/format.js";
 
 function dialog(title, ...body) {
   const el = h("dialog", { class: "dialog", attrs: { "aria-label": title } });
@@ -130,6 +131,147 @@ export function openResolve(id) {
   note.focus();
 }
 
+/** Transfer to another agent or to a team's queue, with a note for whoever takes it. */
+export function openTransfer(id) {
+  const row = state.conversations.get(id);
+  const list = h("div", { class: "targets", attrs: { role: "radiogroup", "aria-label": "Transfer to" } },
+    h("p", { class: "muted small" }, "Loading who is there…"));
+  const note = h("textarea", { rows: 3, name: "note", placeholder: "Optional: what they need to know (shown on the timeline and as an internal note)", attrs: { "aria-label": "Note" } });
+  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+  const submit = h("button", { class: "btn btn-primary", type: "submit", disabled: true }, "Transfer");
+  const form = h(
+    "form",
+    { class: "form" },
+    list,
+    h("label", { class: "field" }, h("span", null, "Note"), note),
+    error,
+    h("div", { class: "dialog-actions" },
+      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
+      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
+      submit),
+  );
+  const dlg = dialog("Transfer the conversation",
+    h("p", { class: "muted" }, "To a person: it is assigned to them at once and the visitor is told who joined. To a team: it goes back to the queue for that team."),
+    form);
+  dlg.classList.add("dialog-transfer");
+
+  function option(value, label, meta, { availability, disabled = false } = {}) {
+    return h("label", { class: ["target", disabled && "is-disabled"] },
+      h("input", { type: "radio", name: "target", value, disabled, on: { change: () => (submit.disabled = false) } }),
+      availability ? h("span", { class: `avail-dot avail-${availability}`, title: AVAILABILITY_LABEL[availability] || availability }) : h("span", { class: "team-mark", attrs: { "aria-hidden": "true" } }, "#"),
+      h("span", { class: "target-name" }, label),
+      h("span", { class: "target-meta" }, meta));
+  }
+
+  const waiting = row && row.status === "queued"; // a waiting conversation moves to a team's queue only
+  api.directory().then((res) => {
+    const order = { available: 0, busy: 1, away: 2 };
+    const agents = waiting ? [] : (res.agents || [])
+      .filter((a) => a.username !== state.me.username && a.username !== row?.assignee)
+      .sort((a, b) => (order[a.availability] ?? 3) - (order[b.availability] ?? 3) || a.display_name.localeCompare(b.display_name));
+    const teams = res.teams || [];
+    mount(list,
+      waiting ? null : h("div", { class: "target-group" }, "People"),
+      waiting ? h("p", { class: "muted small" }, "It is waiting in the queue: you can send it to another team's queue.") : agents.length
+        ? agents.map((a) => option(`agent:${a.username}`, a.display_name,
+          [AVAILABILITY_LABEL[a.availability] || a.availability, a.role === "supervisor" ? "supervisor" : null, (a.teams || []).join(", ")].filter(Boolean).join(" · "),
+          { availability: a.availability }))
+        : h("p", { class: "muted small" }, "Nobody else has an account."),
+      teams.length ? h("div", { class: "target-group" }, "Teams") : null,
+      teams.map((t) => option(`team:${t.name}`, t.name, `${t.available} of ${t.agents} available`)),
+      waiting && !teams.length ? h("p", { class: "muted small" }, "There are no teams yet (a supervisor sets them).") : null);
+    const first = list.querySelector("input[value^='agent:']:not(:disabled)") || list.querySelector("input");
+    if (first) first.focus();
+  }, (err) => {
+    mount(list, h("p", { class: "form-error" }, explain(err)));
+  });
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const picked = form.querySelector("input[name=target]:checked");
+    if (!picked) {
+      error.textContent = "Choose a person or a team.";
+      return;
+    }
+    const [kind, name] = [picked.value.slice(0, picked.value.indexOf(":")), picked.value.slice(picked.value.indexOf(":") + 1)];
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      await transfer(id, kind === "agent" ? { to: name, note: note.value.trim() } : { team: name, note: note.value.trim() });
+      dlg.close();
+    } catch (err) {
+      error.textContent = explain(err);
+      submit.disabled = false;
+    }
+  });
+}
+
+/** Escalate to a supervisor, with a note saying why. */
+export function openEscalate(id) {
+  const note = h("textarea", { rows: 3, name: "note", placeholder: "Optional: why it needs a supervisor", attrs: { "aria-label": "Note" } });
+  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+  const submit = h("button", { class: "btn btn-primary", type: "submit" }, "Escalate");
+  const form = h(
+    "form",
+    { class: "form" },
+    h("label", { class: "field" }, h("span", null, "Note"), note),
+    error,
+    h("div", { class: "dialog-actions" },
+      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
+      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
+      submit),
+  );
+  const dlg = dialog("Escalate to a supervisor",
+    h("p", { class: "muted" }, "The conversation is assigned to the available supervisor with the fewest conversations. The visitor is told who joined."), form);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      await escalate(id, note.value.trim());
+      dlg.close();
+    } catch (err) {
+      error.textContent = explain(err);
+      submit.disabled = false;
+    }
+  });
+  note.focus();
+}
+
+/** Mark an offline ticket done, with an optional note (e.g. "replied by email"). */
+export function openCloseTicket(id) {
+  const t = state.tickets.get(id);
+  const note = h("textarea", { rows: 3, name: "note", placeholder: "Optional: what you did, e.g. “Replied by email with the return label”", attrs: { "aria-label": "Note" } });
+  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+  const submit = h("button", { class: "btn btn-primary", type: "submit" }, "Mark done");
+  const form = h(
+    "form",
+    { class: "form" },
+    h("label", { class: "field" }, h("span", null, "Note"), note),
+    error,
+    h("div", { class: "dialog-actions" },
+      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
+      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
+      submit),
+  );
+  const dlg = dialog("Mark the ticket done",
+    h("p", { class: "muted" }, t && t.email ? `Answer ${t.email} by email first; this only records that it is handled.` : "This records that the ticket is handled."),
+    form);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    error.textContent = "";
+    const problem = await closeTicket(id, note.value.trim());
+    if (problem) {
+      error.textContent = problem;
+      submit.disabled = false;
+    } else {
+      dlg.close();
+    }
+  });
+  note.focus();
+}
+
 /** Save a reply to insert later by typing /shortcut. */
 export function openSaveCanned(text, onSaved) {
   const suggestion = (text.split(/\s+/).slice(0, 2).join("-").toLowerCase().replace(/[^a-z0-9_-]/g, "") || "").slice(0, 24);
@@ -165,16 +307,19 @@ export function openSaveCanned(text, onSaved) {
 export const SHORTCUTS = [
   ["j / k", "Next / previous conversation"],
   ["Alt + ↓ / ↑", "Next / previous conversation (also while typing)"],
-  ["1 2 3 4", "Unassigned · Mine · All open · Resolved"],
+  ["1 2 3 4 5", "Unassigned · Mine · All open · Resolved · Tickets"],
   ["a", "Assign to me"],
   ["r", "Reply"],
   ["n", "Internal note"],
   ["/", "Insert a saved reply"],
   ["Enter", "Send (Shift + Enter: new line)"],
   ["h", "Hand back to the bot"],
-  ["e", "Resolve"],
+  ["t", "Transfer to a person or a team"],
+  ["s", "Escalate to a supervisor"],
+  ["e", "Resolve · in Tickets: mark the ticket done"],
   ["i", "Show or hide the details (narrow screens)"],
-  ["Ctrl + Enter", "Confirm a dialog (hand back, resolve)"],
+  ["v", "Team view: agents and the queue (supervisors)"],
+  ["Ctrl + Enter", "Confirm a dialog"],
   ["Esc", "Leave the reply box · close a dialog"],
   ["?", "This list"],
 ];
@@ -182,10 +327,11 @@ export const SHORTCUTS = [
 export function openShortcuts() {
   if (document.querySelector("dialog.shortcuts")) return;
   const dlg = dialog("Keyboard shortcuts",
-    h("dl", { class: "shortcut-list" }, SHORTCUTS.flatMap(([keys, what]) => [
-      h("dt", null, keys.split(" ").map((k) => ["/", "+", "·"].includes(k) && keys !== "/" ? ` ${k} ` : h("kbd", null, k))),
-      h("dd", null, what),
-    ])),
+    // Two columns (navigation, then actions), each shortcut one block: it fits a laptop screen.
+    h("dl", { class: "shortcut-list shortcut-columns" }, SHORTCUTS.filter(([keys]) => keys !== "v" || state.me?.role === "supervisor").map(([keys, what]) =>
+      h("div", { class: "shortcut" },
+        h("dt", null, keys.split(" ").map((k) => ["/", "+", "·"].includes(k) && keys !== "/" ? ` ${k} ` : h("kbd", null, k))),
+        h("dd", null, what)))),
     h("div", { class: "dialog-actions" }, h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Close")));
   dlg.classList.add("shortcuts");
 }

@@ -3,7 +3,7 @@
 import { h, mount, icon } from "../lib/dom.js";
 import { state, flash } from "../lib/store.js";
 import { api } from "../lib/api.js";
-import { explain } from "../lib/actions.js";
+import { explain, toggleTeam } from "../lib/actions.js";
 import { initials } from "../lib/format.js";
 import {
   isMuted, setMuted, unlockAudio, chime, notificationState, askNotificationPermission,
@@ -35,6 +35,10 @@ export function createHeader({ onLogout, onHelp }) {
     },
     AVAILABILITY.map(([value, label]) => h("option", { value }, label)),
   );
+  const teamBtn = h("button", {
+    class: "btn btn-quiet team-btn", type: "button", title: "Team: agents, load and the queue (V)", dataset: { action: "team" },
+    on: { click: () => toggleTeam() },
+  }, icon("team"), h("span", null, "Team"));
   const avatar = h("span", { class: "avatar avatar-me", attrs: { "aria-hidden": "true" } });
   const name = h("span", { class: "me-name" });
   const el = h(
@@ -43,6 +47,7 @@ export function createHeader({ onLogout, onHelp }) {
     h("div", { class: "brand" }, icon("inbox"), h("span", null, "Inbox")),
     conn,
     h("div", { class: "spacer" }),
+    teamBtn,
     bell,
     sound,
     h("button", {
@@ -99,6 +104,9 @@ export function createHeader({ onLogout, onHelp }) {
     sound.className = `icon-btn ${muted ? "" : "on"}`;
     mount(sound, icon(muted ? "mute" : "sound"));
 
+    teamBtn.hidden = !state.me || state.me.role !== "supervisor";
+    teamBtn.classList.toggle("active", state.panel === "team");
+    teamBtn.setAttribute("aria-pressed", state.panel === "team" ? "true" : "false");
     if (state.me) {
       name.textContent = state.me.display_name;
       avatar.textContent = initials(state.me.display_name);

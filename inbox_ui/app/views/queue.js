@@ -2,9 +2,10 @@
 // Rows are rebuilt when the list changes (cheap: a few hundred rows at most); the wait times tick
 // every second by updating only their text.
 
-import { h, mount } from "../lib/dom.js";
+import { h, mount, icon } from "../lib/dom.js";
 import { state, TABS, rowsOf, counts, unreadOf, hasDraft, pendingOf } from "../lib/store.js";
 import { switchView, openConversation } from "../lib/actions.js";
+import { renderTicketList } from "./tickets.js";
 import { duration, ago, reasonLabel, priorityInfo, initials, hueOf, nowSec, fullTime } from "../lib/format.js";
 
 const EMPTY = {
@@ -27,23 +28,28 @@ export function createQueue() {
     mount(
       tabs,
       TABS.map((t) => {
-        const active = state.view === t.view;
+        const active = state.view === t.view && !state.panel;
         const n = c[t.view];
         return h(
           "button",
           {
             class: ["tab", active && "active"],
             type: "button",
-            title: `${t.label}${t.view !== "resolved" ? `: ${n}` : ""} (key ${t.key})`,
+            title: `${t.label}${t.view === "tickets" ? `: ${n} open` : t.view !== "resolved" ? `: ${n}` : ""} (key ${t.key})`,
             dataset: { view: t.view },
-            attrs: { role: "tab", "aria-selected": active ? "true" : "false" },
+            attrs: { role: "tab", "aria-selected": active ? "true" : "false", "aria-keyshortcuts": t.key },
             on: { click: () => switchView(t.view) },
           },
-          h("span", { class: "tab-label" }, t.label),
+          // Five tabs in a 300 px column: Tickets is an icon (and its count), "All open" reads
+          // "Open", and "Resolved" reads "Done" when the column is at its narrowest.
+          t.icon ? icon(t.icon) : null,
+          h("span", { class: t.icon ? "sr-only" : "tab-label" }, t.label),
           t.short ? h("span", { class: "tab-label-short" }, t.short) : null,
           // Counts on the tabs an agent acts on; All open shows its count on hover (space is short).
-          n > 0 && (t.view === "unassigned" || t.view === "mine")
-            ? h("span", { class: ["count", t.view === "unassigned" && "count-hot"] }, n > 99 ? "99+" : String(n))
+          n > 0 && (t.view === "unassigned" || t.view === "mine" || t.view === "tickets")
+            ? h("span", {
+              class: ["count", (t.view === "unassigned" || (t.view === "tickets" && c.ticketsUnseen > 0)) && "count-hot"],
+            }, n > 99 ? "99+" : String(n))
             : null,
         );
       }),
@@ -51,6 +57,8 @@ export function createQueue() {
   }
 
   function renderRows() {
+    list.setAttribute("aria-label", state.view === "tickets" ? "Tickets" : "Conversations");
+    if (state.view === "tickets") return renderTicketList(list);
     const rows = rowsOf(state.view);
     if (!rows.length) {
       const [title, text] = EMPTY[state.view];
@@ -64,7 +72,7 @@ export function createQueue() {
   }
 
   function rowEl(row) {
-    const selected = row.id === state.selectedId;
+    const selected = row.id === state.selectedId && !state.panel;
     const unread = selected ? 0 : unreadOf(row);
     const prio = priorityInfo(row.priority);
     const last = row.last_message;
@@ -95,6 +103,7 @@ export function createQueue() {
       h(
         "div",
         { class: "row-meta" },
+        state.realerted.has(row.id) && row.status === "queued" ? h("span", { class: "badge badge-alert", title: "Nobody took it in time; the visitor was offered to leave a message" }, "Still waiting") : null,
         row.reason ? h("span", { class: "badge badge-reason" }, reasonLabel(row.reason)) : null,
         prio ? h("span", { class: `badge badge-prio prio-${prio.level}`, title: `Priority ${prio.n}` }, prio.label) : null,
         row.status === "assigned" && state.view !== "mine"

@@ -10,10 +10,11 @@ import { clock, dayLabel, fullTime, intentOf, percent, sentimentOf } from "../li
 
 const GROUP_GAP_S = 120;
 
-export function createTranscript() {
+/** `current()` says which conversation to show: the selected one, or (Tickets) a ticket's. */
+export function createTranscript({ current = () => state.selectedId, className = "transcript", label = "Conversation transcript" } = {}) {
   const list = h("div", { class: "transcript-inner" });
   const jump = h("button", { class: "jump", type: "button", hidden: true }, "New messages ↓");
-  const el = h("div", { class: "transcript", attrs: { role: "log", "aria-live": "polite", "aria-label": "Conversation transcript" } }, list);
+  const el = h("div", { class: className, attrs: { role: "log", "aria-live": "polite", "aria-label": label } }, list);
   const wrap = h("div", { class: "transcript-wrap" }, el, jump);
   const cache = new Map(); // key -> {sig, el}
   let shownId = null;
@@ -41,7 +42,7 @@ export function createTranscript() {
   }
 
   function render() {
-    const id = state.selectedId;
+    const id = current();
     const detail = id ? state.details.get(id) : null;
     const switched = id !== shownId;
     if (switched) {
@@ -104,7 +105,7 @@ function build(detail) {
     items.push(item);
   };
 
-  let lastReplies = [];
+  const buttons = new Map(); // payload -> title of every button the visitor was shown so far
   detail.messages.forEach((m, index) => {
     const continued = prev && prev.role === m.role && prev.author === m.author && m.created_at - prev.created_at < GROUP_GAP_S && m.role !== "system";
     if (m.role === "visitor") lastIntent = intentOf(m.meta);
@@ -112,12 +113,12 @@ function build(detail) {
     // visitor saw (the button's title), not the payload.
     let shown = null;
     if (m.role === "visitor" && /^\/[\w.-]+(\{.*\})?$/.test(m.text.trim())) {
-      const button = lastReplies.find((r) => r.payload === m.text.trim());
-      if (button) shown = { kind: "button", text: button.title };
+      const title = buttons.get(m.text.trim());
+      if (title) shown = { kind: "button", text: title };
       else if (index === 0) shown = { kind: "opened", text: "Opened the chat" };
       else shown = { kind: "payload", text: m.text.trim() };
     }
-    if (m.role === "bot") lastReplies = (m.payload && Array.isArray(m.payload.quick_replies)) ? m.payload.quick_replies : [];
+    for (const r of repliesOf(m)) if (r && r.payload) buttons.set(String(r.payload).trim(), r.title || r.payload);
     const intent = m.role === "bot" ? intentOf(m.meta) || lastIntent : null;
     const key = `m-${m.id}`;
     push(m.created_at, {
@@ -136,6 +137,17 @@ function build(detail) {
   return items;
 }
 
+function repliesOf(m) {
+  if (m.role !== "bot" && m.role !== "system") return [];
+  return m.payload && Array.isArray(m.payload.quick_replies) ? m.payload.quick_replies : [];
+}
+
+/** The buttons a bot or system message offered, as the visitor saw them. */
+function repliesEl(replies, muted) {
+  return h("div", { class: ["replies", muted && "replies-muted"], attrs: { "aria-label": "Buttons the visitor saw" } },
+    replies.map((r) => h("span", { class: "reply-chip", title: r.payload ? `Sends ${r.payload}` : "" }, r.title || r.payload || "")));
+}
+
 const ROLE_LABEL = { visitor: "Visitor", bot: "Bot", agent: "Agent", note: "Internal note", system: "" };
 
 function messageEl(m, { continued, intent, key, visitorLabel, shown }) {
@@ -144,8 +156,20 @@ function messageEl(m, { continued, intent, key, visitorLabel, shown }) {
       h("span", { class: "system-line quiet" }, `${visitorLabel || "The visitor"} opened the chat`), h("span", { class: "time" }, clock(m.created_at)));
   }
   if (m.role === "system") {
-    return h("div", { class: "msg msg-system", dataset: { key, id: m.id, role: "system" }, title: fullTime(m.created_at) },
+    const replies = repliesOf(m);
+    const line = h("div", { class: "msg msg-system", dataset: { key, id: m.id, role: "system" }, title: fullTime(m.created_at) },
       h("span", { class: "system-line" }, m.text), h("span", { class: "time" }, clock(m.created_at)));
+    if (!replies.length) return line;
+    line.classList.add("with-replies");
+    // The buttons the visitor was offered (e.g. Keep waiting / Leave a message), muted: not for the agent.
+    return h("div", { class: "msg-system-group", dataset: { key, id: m.id, role: "system" } },
+      line, repliesEl(replies, true));
+  }
+  const ticket = m.payload && typeof m.payload.offline_ticket === "object" ? m.payload.offline_ticket : null;
+  if (ticket && !m.text) {
+    return h("div", { class: "msg msg-system", dataset: { key, id: m.id, role: m.role }, title: fullTime(m.created_at) },
+      h("span", { class: "system-line ticket-line" }, icon("ticket"), `Left a message for ${ticket.email || "the team"}: a ticket was created`),
+      h("span", { class: "time" }, clock(m.created_at)));
   }
   let author = ROLE_LABEL[m.role] || m.role;
   if (m.role === "visitor") author = visitorLabel || "Visitor";
@@ -158,7 +182,7 @@ function messageEl(m, { continued, intent, key, visitorLabel, shown }) {
   const sentiment = m.role === "visitor" && m.meta ? sentimentOf(m.meta.sentiment) : null;
   if (sentiment) tip.push(`Sentiment: ${sentiment.label}`);
 
-  const replies = m.payload && Array.isArray(m.payload.quick_replies) ? m.payload.quick_replies : [];
+  const replies = repliesOf(m);
   return h(
     "div",
     {
@@ -174,9 +198,7 @@ function messageEl(m, { continued, intent, key, visitorLabel, shown }) {
     shown && shown.kind === "button"
       ? h("div", { class: "bubble clicked", title: `Clicked the button “${shown.text}” (sent ${m.text})` }, h("span", { class: "clicked-tag" }, "Clicked"), shown.text)
       : h("div", { class: ["bubble", shown && "payload"] }, m.text || (replies.length ? "" : "(empty)")),
-    replies.length
-      ? h("div", { class: "replies", attrs: { "aria-label": "Buttons the visitor saw" } }, replies.map((r) => h("span", { class: "reply-chip", title: r.payload || "" }, r.title)))
-      : null,
+    replies.length ? repliesEl(replies, false) : null,
     sentiment && sentiment.level === "negative" ? h("div", { class: "sentiment-flag" }, sentiment.label) : null,
   );
 }
