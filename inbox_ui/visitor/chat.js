@@ -75,7 +75,7 @@
   }
 
   function statusText(s) {
-    if (s.kind === "agent") return "You're chatting with " + s.agent + " from our team";
+    if (s.kind === "agent") return "Chatting with " + s.agent + " from our team";
     if (s.kind !== "queued") return "";
     var text = "Waiting for a person";
     if (s.position) text += " · number " + s.position + " in the queue";

@@ -29,6 +29,9 @@ async def test_visitor_and_agent_complete_a_handoff_and_the_bot_takes_over_again
     # The visitor asks for a person: the bot says so, and the inbox shows it live, no reload.
     await visitor.say(ASK_FOR_PERSON)
     await visitor.expect_response("Connecting you to a person")
+    # The page shows where the visitor stands, under the widget's header.
+    status = visitor.page.locator(".handoff-status")
+    await expect(status).to_contain_text(re.compile(r"Waiting for a person · number \d+ in the queue"), timeout=TIMEOUT)
     await expect(agent.row(name)).to_be_visible(timeout=10_000)
     await expect(agent.row(name).locator(".badge-reason")).to_have_text("Asked for a person")
     await expect(agent.page).to_have_title(re.compile(r"^\(\d+\) Inbox$"))
@@ -40,6 +43,7 @@ async def test_visitor_and_agent_complete_a_handoff_and_the_bot_takes_over_again
     await expect(agent.page.locator(".details .headline")).not_to_be_empty()
     await agent.claim()
     await visitor.expect_response("Sarah joined the chat")
+    await expect(status).to_have_text("Chatting with Sarah from our team")
     await agent.reply("Hi, Sarah here. Let me check that for you.")
     await visitor.expect_response("Sarah here. Let me check that for you.")
 
@@ -50,6 +54,7 @@ async def test_visitor_and_agent_complete_a_handoff_and_the_bot_takes_over_again
     # Hand back: the visitor is told the assistant is back, and the bot answers again.
     await agent.hand_back("resolved", note="Checked the parcel with the courier.", facts={"order_number": "123456"})
     await visitor.expect_response("back with the assistant")
+    await expect(status).to_be_hidden()
     await expect(agent.page.locator(".timeline")).to_contain_text("handed back to the bot")
     await visitor.say("what are your opening hours")
     await visitor.expect_response("Monday to Friday")
