@@ -14,8 +14,7 @@ from typing import Any, Awaitable, Callable, Mapping, Optional
 
 import aiohttp
 
-from .errors import ConversationNotFound
-from .models import Handoff, Message, OutboxItem, OutboxKind, Role, now
+from .models import Conversation, Handoff, Message, OutboxItem, OutboxKind, Role, now
 from .service import HandoffService
 from .settings import Settings
 from .store import ConversationStore
@@ -75,6 +74,12 @@ def _log_entry(msg: Message) -> dict[str, Any]:
         "author_name": msg.author_name,
         "timestamp": msg.created_at,
     }
+
+
+def _is_record(item: OutboxItem, conv: Conversation) -> bool:
+    """A line of the human stretch for the tracker: a LOG item, or a visitor turn a human took over
+    meanwhile (sent while the bot was deciding to hand off: it goes to the human, not the bot)."""
+    return item.kind is OutboxKind.LOG or (item.kind is OutboxKind.TURN and conv.status.human_owned)
 
 
 class RasaPipe:
@@ -145,7 +150,7 @@ class RasaPipe:
         try:
             while True:
                 self._again.discard(conversation_id)
-                items = await self.store.pending_outbox(conversation_id)
+                conv, items, messages = await self.store.outbox_work(conversation_id)
                 if not items:
                     if conversation_id in self._again:
                         continue
@@ -155,7 +160,12 @@ class RasaPipe:
                     leased = await self.store.acquire_lease(conversation_id, self.owner, self.lease_ttl_s)
                     if not leased:
                         return
-                await self._process(conversation_id, items)
+                done = await self._process(conversation_id, items, conv, messages)
+                # Every item is queued by a kick after its commit, and a kick while this worker runs
+                # lands in _again: with the whole batch sent and no kick, nothing new is pending.
+                # Only a shared store (another instance may queue items) needs another look.
+                if done == len(items) and conversation_id not in self._again and not self.store.shared:
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -194,31 +204,34 @@ class RasaPipe:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.rasa_retry_max_s)
 
-    async def _process(self, conversation_id: str, items: list[OutboxItem]) -> None:
-        try:
-            conv = await self.store.get_conversation(conversation_id)
-        except ConversationNotFound:
+    async def _process(
+        self, conversation_id: str, items: list[OutboxItem], conv: Optional[Conversation],
+        messages: Mapping[int, Message],
+    ) -> int:
+        """Send the head of the outbox (a bot turn, a hand-back, or a run of records); returns how
+        many items it finished."""
+        if conv is None:
             await self.store.finish_outbox([i.id for i in items])
-            return
+            return len(items)
         head = items[0]
         if head.kind is OutboxKind.TURN and not conv.status.human_owned:
-            await self._turn(conversation_id, head)
-            return
+            await self._turn(conversation_id, head, messages)
+            return 1
         if head.kind is OutboxKind.HANDBACK:
             await self._handback(conversation_id, head)
-            return
-        # A run of records: LOG items, and TURN items that a human took over meanwhile (a visitor
-        # turn sent while the bot was deciding to hand off goes to the human, not the bot).
+            return 1
+        # A run of records.
         batch: list[OutboxItem] = []
         for item in items:
-            if item.kind is OutboxKind.LOG or (item.kind is OutboxKind.TURN and conv.status.human_owned):
+            if _is_record(item, conv):
                 batch.append(item)
             else:
                 break
-        await self._log(conversation_id, batch)
+        await self._log(conversation_id, batch, messages)
+        return len(batch)
 
-    async def _turn(self, conversation_id: str, item: OutboxItem) -> None:
-        msg = await self.store.get_message(int(item.payload["message_id"]))
+    async def _turn(self, conversation_id: str, item: OutboxItem, messages: Mapping[int, Message]) -> None:
+        msg = messages.get(int(item.payload["message_id"]))
         if msg is None:
             await self.store.finish_outbox([item.id])
             return
@@ -241,14 +254,15 @@ class RasaPipe:
     async def _apply_bot_result(
         self, conversation_id: str, result: Mapping[str, Any], visitor_message: Optional[Message] = None
     ) -> None:
-        parse = result.get("parse")
-        if visitor_message is not None and isinstance(parse, Mapping):
-            await self.service.annotate_visitor_message(visitor_message, parse)
         parts = []
         for m in result.get("messages") or []:
             if isinstance(m, Mapping):
                 parts.extend(from_rasa(m))
+        # The visitor waits for the answer; the intent and sentiment are for the inbox, after it.
         await self.service.record_bot_messages(conversation_id, parts)
+        parse = result.get("parse")
+        if visitor_message is not None and isinstance(parse, Mapping):
+            await self.service.annotate_visitor_message(visitor_message, parse)
         handoff = result.get("handoff")
         if isinstance(handoff, Mapping):
             summary = handoff.get("summary")
@@ -263,10 +277,10 @@ class RasaPipe:
                 ),
             )
 
-    async def _log(self, conversation_id: str, batch: list[OutboxItem]) -> None:
+    async def _log(self, conversation_id: str, batch: list[OutboxItem], messages: Mapping[int, Message]) -> None:
         entries = []
         for item in batch:
-            msg = await self.store.get_message(int(item.payload["message_id"]))
+            msg = messages.get(int(item.payload["message_id"]))
             if msg is not None:
                 entries.append(_log_entry(msg))
         if entries:

@@ -433,8 +433,9 @@ class SqlConversationStore:
         ).first()
         if before is None:
             raise ConversationNotFound(conversation_id)
+        conv_before = _conversation(before)
         # Decided under the row lock, so no status move can slip between the decision and the write.
-        kind = route(_conversation(before)) if route else None
+        kind = route(conv_before) if route else None
         preview = {} if role is Role.NOTE else {
             "last_role": role.value, "last_text": text[:300], "last_at": t,
         }
@@ -459,10 +460,14 @@ class SqlConversationStore:
             payload=dict(payload) if payload else None, meta=dict(meta) if meta else None,
             client_id=client_id,
         )
-        conv_row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one()
+        # The row as just updated (locked, so nobody else changed it): no second read.
+        conv_after = dataclasses.replace(
+            conv_before, message_count=seq, updated_at=t,
+            last_message=LastMessage(role, text[:300], t) if preview else conv_before.last_message,
+        )
         event = self._insert_event(
             c, conversation_id, "message_created",
-            {"message": msg.as_dict(), "conversation": _conversation(conv_row).summary_dict()}, t,
+            {"message": msg.as_dict(), "conversation": conv_after.summary_dict()}, t,
         )
         if kind is not None:
             self._insert_outbox(c, conversation_id, (kind, {"message_id": msg.id}), t)
@@ -656,6 +661,18 @@ class SqlConversationStore:
             )
         await self._tx(run)
 
+    async def mark_delivered_many(self, marks: Mapping[str, int]) -> None:
+        """``mark_delivered`` for several conversations in one transaction."""
+        def run(c: Connection) -> None:
+            for conversation_id, seq in marks.items():
+                c.execute(
+                    conversations.update()
+                    .where(conversations.c.id == conversation_id, conversations.c.visitor_delivered_seq < seq)
+                    .values(visitor_delivered_seq=seq)
+                )
+        if marks:
+            await self._tx(run)
+
     # -- feed ----------------------------------------------------------------------------------
     async def events_after(self, last_id: int, limit: int = 500) -> list[Event]:
         def run(c: Connection) -> list[Event]:
@@ -679,6 +696,28 @@ class SqlConversationStore:
                 )
                 for r in c.execute(q)
             ]
+        return await self._tx(run)
+
+    async def outbox_work(
+        self, conversation_id: str
+    ) -> tuple[Optional[Conversation], list[OutboxItem], dict[int, Message]]:
+        """The conversation (None if it is gone), its pending outbox items in order and the messages
+        they name, read together: one transaction per batch the Rasa pipe sends."""
+        def run(c: Connection) -> tuple[Optional[Conversation], list[OutboxItem], dict[int, Message]]:
+            q = sa.select(outbox).where(outbox.c.conversation_id == conversation_id).order_by(outbox.c.id)
+            items = [
+                OutboxItem(
+                    id=r.id, conversation_id=r.conversation_id, kind=OutboxKind(r.kind),
+                    payload=_loads(r.payload) or {}, created_at=r.created_at, attempts=r.attempts,
+                )
+                for r in c.execute(q)
+            ]
+            if not items:
+                return None, [], {}
+            row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            ids = {int(i.payload["message_id"]) for i in items if isinstance(i.payload.get("message_id"), int)}
+            found = {r.id: _message(r) for r in c.execute(sa.select(messages).where(messages.c.id.in_(ids)))} if ids else {}
+            return (_conversation(row) if row is not None else None), items, found
         return await self._tx(run)
 
     async def conversations_with_pending_outbox(self, exclude_leased_at: Optional[float] = None) -> list[str]:
