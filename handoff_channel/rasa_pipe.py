@@ -155,6 +155,10 @@ class RasaPipe:
                     if conversation_id in self._again:
                         continue
                     return
+                wait = self._linger(conv, items)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
                 if self.store.shared:
                     # One drainer per conversation across instances, renewed before every item.
                     leased = await self.store.acquire_lease(conversation_id, self.owner, self.lease_ttl_s)
@@ -179,6 +183,14 @@ class RasaPipe:
                     log.warning("could not release the outbox lease of %s: %s", conversation_id, exc)
             if self._workers.get(conversation_id) is asyncio.current_task():
                 del self._workers[conversation_id]
+
+    def _linger(self, conv: Optional[Conversation], items: list[OutboxItem]) -> float:
+        """How long to wait for more lines before sending a batch that holds only records."""
+        if conv is None or self.settings.rasa_log_batch_s <= 0:
+            return 0.0
+        if not all(_is_record(i, conv) for i in items):
+            return 0.0
+        return items[0].created_at + self.settings.rasa_log_batch_s - now()
 
     async def _with_retry(
         self, what: str, call: Callable[[int], Awaitable[dict[str, Any]]], items: list[OutboxItem]
