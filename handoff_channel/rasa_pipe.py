@@ -9,6 +9,7 @@ before anything is sent to Rasa."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
@@ -51,8 +52,43 @@ class RasaClient:
             data = await resp.json()
             return data if isinstance(data, dict) else {}
 
-    async def turn(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self._post("/turn", body)
+    async def turn(
+        self, body: Mapping[str, Any], on_message: Optional[Callable[[dict[str, Any]], Awaitable[None]]] = None
+    ) -> dict[str, Any]:
+        """A bot turn. With ``on_message``, Rasa streams: each bot message is handed to it as soon
+        as Rasa utters it (the visitor need not wait for the rest of the turn), and the result's
+        ``messages`` are all of them."""
+        if on_message is None:
+            return await self._post("/turn", body)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        headers = {"X-Handoff-Token": self.token, "Accept": "application/x-ndjson"}
+        async with self._session.post(self.base + "/turn", json=body, headers=headers) as resp:
+            if 400 <= resp.status < 500:
+                raise RasaRejected(f"/turn: HTTP {resp.status}: {(await resp.text())[:300]}")
+            if resp.status >= 500:
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, (), status=resp.status, message=(await resp.text())[:300]
+                )
+            if resp.content_type != "application/x-ndjson":  # a channel that answers in one piece
+                data = await resp.json()
+                return data if isinstance(data, dict) else {}
+            messages: list[dict[str, Any]] = []
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    item = json.loads(line)
+                    if isinstance(item, dict) and item.get("done"):
+                        return dict(item, messages=messages)
+                    if isinstance(item, dict) and isinstance(item.get("message"), dict):
+                        messages.append(item["message"])
+                        await on_message(item["message"])
+            # Rasa stopped (killed, restarted) before the turn's last line: ask again with retry.
+            raise aiohttp.ClientPayloadError("the bot turn's answer ended early")
 
     async def log(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self._post("/log", body)
@@ -248,30 +284,47 @@ class RasaPipe:
             await self.store.finish_outbox([item.id])
             return
         metadata = (msg.meta or {}).get("metadata") or {}
+        turn_id = f"gw-{msg.id}"
         body = {
             "conversation_id": conversation_id,
-            "message_id": f"gw-{msg.id}",
+            "message_id": turn_id,
             "text": msg.text,
             "metadata": metadata,
         }
 
+        recorded = 0
+
+        async def deliver(message: dict[str, Any]) -> None:
+            # Stored and relayed while Rasa finishes the turn; numbered, so that a retry which
+            # replays the whole answer stores none of it twice.
+            nonlocal recorded
+            parts = from_rasa(message)
+            await self.service.record_bot_messages(conversation_id, parts, client_id=turn_id, first=recorded)
+            recorded += len(parts)
+
         async def call(attempt: int) -> dict[str, Any]:
-            return await self.client.turn(dict(body, retry=attempt > 0 or item.attempts > 0))
+            # Each attempt numbers from 0: what an earlier, broken attempt stored is not stored again.
+            nonlocal recorded
+            recorded = 0
+            return await self.client.turn(dict(body, retry=attempt > 0 or item.attempts > 0), deliver)
 
         result = await self._with_retry("a bot turn", call, [item])
         if result is not None:
-            await self._apply_bot_result(conversation_id, result, visitor_message=msg)
+            await self._apply_bot_result(conversation_id, result, visitor_message=msg, client_id=turn_id,
+                                         streamed=recorded)
         await self.store.finish_outbox([item.id])
 
     async def _apply_bot_result(
-        self, conversation_id: str, result: Mapping[str, Any], visitor_message: Optional[Message] = None
+        self, conversation_id: str, result: Mapping[str, Any], visitor_message: Optional[Message] = None,
+        client_id: Optional[str] = None, streamed: int = 0,
     ) -> None:
         parts = []
         for m in result.get("messages") or []:
             if isinstance(m, Mapping):
                 parts.extend(from_rasa(m))
         # The visitor waits for the answer; the intent and sentiment are for the inbox, after it.
-        await self.service.record_bot_messages(conversation_id, parts)
+        # The first ``streamed`` parts were stored as Rasa uttered them.
+        await self.service.record_bot_messages(conversation_id, parts[streamed:], client_id=client_id, first=streamed)
         parse = result.get("parse")
         if visitor_message is not None and isinstance(parse, Mapping):
             await self.service.annotate_visitor_message(visitor_message, parse)
@@ -301,8 +354,9 @@ class RasaPipe:
         await self.store.finish_outbox([i.id for i in batch])
 
     async def _handback(self, conversation_id: str, item: OutboxItem) -> None:
-        body = dict(item.payload, conversation_id=conversation_id, handback_id=f"hb-{item.id}")
+        handback_id = f"hb-{item.id}"
+        body = dict(item.payload, conversation_id=conversation_id, handback_id=handback_id)
         result = await self._with_retry("the hand-back", lambda _a: self.client.handback(body), [item])
         if result is not None:
-            await self._apply_bot_result(conversation_id, result)
+            await self._apply_bot_result(conversation_id, result, client_id=handback_id)
         await self.store.finish_outbox([item.id])

@@ -144,13 +144,18 @@ class HandoffService:
 
     # -- bot results (called by the Rasa pipe) ---------------------------------------------------
     async def record_bot_messages(
-        self, conversation_id: str, bot_messages: Sequence[tuple[str, Optional[Mapping[str, Any]], Optional[Mapping[str, Any]]]]
+        self, conversation_id: str, bot_messages: Sequence[tuple[str, Optional[Mapping[str, Any]], Optional[Mapping[str, Any]]]],
+        *, client_id: Optional[str] = None, first: int = 0,
     ) -> list[Message]:
-        """Store what the bot said (text, widget payload, meta) and let the relay deliver it."""
+        """Store what the bot said (text, widget payload, meta) and let the relay deliver it. With
+        ``client_id`` (the turn's), part ``first + i`` is stored as ``<client_id>:<first + i>``, so
+        a turn's answer stored again (a retry, or the whole answer after its streamed parts) is
+        stored once."""
         stored = []
-        for text, payload, meta in bot_messages:
+        for i, (text, payload, meta) in enumerate(bot_messages, first):
             msg, event = await self.store.add_message(
-                conversation_id, Role.BOT, text, payload=payload, meta=meta
+                conversation_id, Role.BOT, text, payload=payload, meta=meta,
+                client_id=f"{client_id}:{i}" if client_id else None,
             )
             await self._publish([event])
             stored.append(msg)
