@@ -454,8 +454,7 @@ NLU on each visitor line, tracker read and save); the floor relay's is the bare 
 def ab_table(res: dict[str, Any]) -> str:
     """The A/B of ``bench.run --baseline``: one column per product run, in the order they ran."""
     runs = res["ab"]["runs"]
-    head = ["measure"] + [f"{r['label']} ({res['ab']['baseline'] if r['label'] == 'baseline' else 'working tree'})"
-                          for r in runs]
+    head = ["measure"] + [f"{r.get('code', r['label'])}" for r in runs]
     rows: list[list[str]] = []
 
     def row(name: str, get: Any, nd: int = 1) -> None:

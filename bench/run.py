@@ -323,8 +323,9 @@ def main() -> int:
                     "(default: all; the floor runs the memory, levels and mixed ones asked for)")
     ap.add_argument("--levels", default="", help="comma-separated N instead of 1,10,100,500,1000, e.g. 500")
     ap.add_argument("--no-floor", action="store_true", help="skip the floor phase")
-    ap.add_argument("--baseline", metavar="REF", help="A/B: also run the product phase with handoff_channel/ "
-                    "as at this git ref (first), then the working tree; both go into the results")
+    ap.add_argument("--baseline", metavar="REF", action="append", help="A/B: also run the product phase with "
+                    "handoff_channel/ as at this git ref (first), then the working tree; all go into the results. "
+                    "Repeat for several refs (run in the order given)")
     ap.add_argument("--code", metavar="REF", help="run the product phase with handoff_channel/ as at this git ref")
     ap.add_argument("--ab-rounds", type=int, default=1, help="with --baseline: alternate baseline/current this "
                     "many times (B C, then C B, ...)")
@@ -361,18 +362,19 @@ def main() -> int:
         results["floor"] = floor_phase(args, work)
         results["floor"]["loadavg_end"] = os.getloadavg()
     if args.baseline and not args.only_scale_out:
-        code, sha = extract(args.baseline)
-        results["ab"] = {"baseline": sha, "runs": []}
+        codes = [extract(ref) for ref in args.baseline]
+        results["ab"] = {"baseline": codes[0][1], "runs": []}
         for r in range(args.ab_rounds):
-            order = [("baseline", code), ("current", None)]
+            order: list[tuple[str, Optional[Path]]] = [(sha, root) for root, sha in codes] + [("current", None)]
             if r % 2:
                 order.reverse()
             for label, root in order:
-                say(f"phase: the product, {label} code ({sha if root else 'working tree'}), round {r + 1}")
+                say(f"phase: the product, {label} code, round {r + 1}")
                 res = product_phase(args, work, model, root, tag=f"-{label}-{r}")
                 res["label"] = label
+                res["code"] = label if root else "working tree"
                 results["ab"]["runs"].append(res)
-                if label == "current":
+                if root is None:
                     results["product"] = res
     elif not args.only_scale_out:
         code = extract(args.code) if args.code else None

@@ -6,6 +6,9 @@
 #   scripts/bench.sh --quick   a smoke run (< 3 min once the fast model is trained): checks the
 #                              harness end to end; writes its report under .cache/bench/, not docs/
 # Everything it starts listens on 127.0.0.1, on free ports, and is stopped when it ends.
+# The scale-out phase (two gateways on PostgreSQL + Redis behind nginx) runs in the full run, with
+# the services scripts/services.sh provides; in --quick only when HANDOFF_TEST_PG_URL and
+# HANDOFF_TEST_REDIS_URL are already set and nginx is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,11 +51,23 @@ if [ ! -f "$OVERLAY/socketio/__init__.py" ]; then
     python-socketio==5.9.0 python-engineio==4.7.1
 fi
 
+SCALE=""
+if [ -z "$QUICK" ]; then
+  if services=$(scripts/services.sh); then
+    eval "$services"
+    SCALE="--scale-out"
+  else
+    echo "note: no PostgreSQL/Redis/nginx (scripts/services.sh failed): the scale-out phase is skipped" >&2
+  fi
+elif [ -n "${HANDOFF_TEST_PG_URL:-}" ] && [ -n "${HANDOFF_TEST_REDIS_URL:-}" ] && { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }; then
+  SCALE="--scale-out"
+fi
+
 run_dir=$CACHE/last${QUICK:+-quick}
 rm -rf "$run_dir"
 mkdir -p "$run_dir"
 step "Running the benchmark${QUICK:+ (quick smoke run)}"
-.venv/bin/python -m bench.run $QUICK --client-python "$BENCH_VENV/bin/python" --overlay "$OVERLAY" \
+.venv/bin/python -m bench.run $QUICK $SCALE --client-python "$BENCH_VENV/bin/python" --overlay "$OVERLAY" \
   --results "$run_dir/results.json"
 
 if [ -n "$QUICK" ]; then
