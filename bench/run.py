@@ -326,6 +326,9 @@ def main() -> int:
     ap.add_argument("--baseline", metavar="REF", action="append", help="A/B: also run the product phase with "
                     "handoff_channel/ as at this git ref (first), then the working tree; all go into the results. "
                     "Repeat for several refs (run in the order given)")
+    ap.add_argument("--ab-levels", default="", help="with --baseline: the levels of the baseline phases (e.g. 500)")
+    ap.add_argument("--ab-parts", default="", help="with --baseline: the parts of the baseline phases "
+                    "(e.g. bot,levels,mixed)")
     ap.add_argument("--code", metavar="REF", help="run the product phase with handoff_channel/ as at this git ref")
     ap.add_argument("--ab-rounds", type=int, default=1, help="with --baseline: alternate baseline/current this "
                     "many times (B C, then C B, ...)")
@@ -370,7 +373,13 @@ def main() -> int:
                 order.reverse()
             for label, root in order:
                 say(f"phase: the product, {label} code, round {r + 1}")
-                res = product_phase(args, work, model, root, tag=f"-{label}-{r}")
+                if root is not None and args.ab_levels:
+                    # Only the levels the A/B compares, so the older code's phase stays short.
+                    res = product_phase(argparse.Namespace(**{**vars(args), "levels": args.ab_levels,
+                                                              "parts": args.ab_parts or args.parts}),
+                                        work, model, root, tag=f"-{label}-{r}")
+                else:
+                    res = product_phase(args, work, model, root, tag=f"-{label}-{r}")
                 res["label"] = label
                 res["code"] = label if root else "working tree"
                 results["ab"]["runs"].append(res)

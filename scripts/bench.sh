@@ -5,6 +5,8 @@
 #                              production model, a few minutes more)
 #   scripts/bench.sh --quick   a smoke run (< 3 min once the fast model is trained): checks the
 #                              harness end to end; writes its report under .cache/bench/, not docs/
+#   scripts/bench.sh -- ARGS   the full run with more bench.run options, e.g. `-- --baseline REF`
+#                              (also measures handoff_channel/ as at REF: an A/B in the report)
 # Everything it starts listens on 127.0.0.1, on free ports, and is stopped when it ends.
 # The scale-out phase (two gateways on PostgreSQL + Redis behind nginx) runs in the full run, with
 # the services scripts/services.sh provides; in --quick only when HANDOFF_TEST_PG_URL and
@@ -13,12 +15,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=""
-for arg in "$@"; do
-  case "$arg" in
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) QUICK="--quick" ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [-- bench.run options, e.g. --baseline REF]" >&2; exit 2 ;;
   esac
+  shift
 done
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -68,7 +73,7 @@ rm -rf "$run_dir"
 mkdir -p "$run_dir"
 step "Running the benchmark${QUICK:+ (quick smoke run)}"
 .venv/bin/python -m bench.run $QUICK $SCALE --client-python "$BENCH_VENV/bin/python" --overlay "$OVERLAY" \
-  --results "$run_dir/results.json"
+  --results "$run_dir/results.json" ${EXTRA[@]+"${EXTRA[@]}"}
 
 if [ -n "$QUICK" ]; then
   "$BENCH_VENV/bin/python" bench/report.py "$run_dir/results.json" --md "$run_dir/benchmarks.md" --png-dir "$run_dir/bench"
