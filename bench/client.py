@@ -117,8 +117,9 @@ class Series:
 class Visitor:
     """A rasa-webchat stand-in on the websocket transport."""
 
-    def __init__(self, url: str, session_id: Optional[str] = None) -> None:
+    def __init__(self, url: str, session_id: Optional[str] = None, pin: Optional[str] = None) -> None:
         self.url = url
+        self.pin = pin  # scale-out: the gateway nginx sends this visitor to (cookie handoff_gateway)
         self.session_id = session_id or "bench-" + uuid.uuid4().hex[:20]
         self.sio = socketio.AsyncClient(reconnection=False)
         self.keyed: dict[str, asyncio.Future[float]] = {}
@@ -159,7 +160,9 @@ class Visitor:
 
     async def connect(self) -> None:
         self._confirm = asyncio.get_running_loop().create_future()
-        await self.sio.connect(self.url, transports=["websocket"], socketio_path="socket.io", wait_timeout=TIMEOUT)
+        headers = {"Cookie": f"handoff_gateway={self.pin}"} if self.pin else {}
+        await self.sio.connect(self.url, headers=headers, transports=["websocket"], socketio_path="socket.io",
+                               wait_timeout=TIMEOUT)
         await self.sio.emit("session_request", {"session_id": self.session_id})
         await asyncio.wait_for(self._confirm, TIMEOUT)
 
@@ -260,8 +263,9 @@ class Hub:
 
 
 class Agent:
-    def __init__(self, base: str, username: str, index: int, pool: int, hub: Hub) -> None:
+    def __init__(self, base: str, username: str, index: int, pool: int, hub: Hub, pin: Optional[str] = None) -> None:
         self.base = base
+        self.pin = pin
         self.username = username
         self.index = index
         self.pool = pool
@@ -274,10 +278,14 @@ class Agent:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+        h = {"Authorization": f"Bearer {self.token}"}
+        if self.pin:
+            h["Cookie"] = f"handoff_gateway={self.pin}"
+        return h
 
     async def login(self, password: str) -> None:
-        async with self.http.post(self.base + "/api/login", json={"username": self.username, "password": password}) as r:
+        async with self.http.post(self.base + "/api/login", json={"username": self.username, "password": password},
+                                  headers={"Cookie": f"handoff_gateway={self.pin}"} if self.pin else None) as r:
             body = await r.json()
             if r.status != 200:
                 raise RuntimeError(f"login of {self.username} failed: {r.status} {body}")
@@ -642,7 +650,17 @@ def read_profile(path: str, seconds: float, rate: int = 100) -> dict[str, Any]:
             "threads_pct_of_time": top(threads, 8), "own_frames_pct": top(ours, 14), "leaf_frames_pct": top(leaves, 14)}
 
 
-def plan(quick: bool) -> dict[str, Any]:
+def plan(quick: bool, levels: str = "") -> dict[str, Any]:
+    p = _plan(quick)
+    if levels:
+        p["levels"] = [int(x) for x in levels.split(",")]
+        for n in p["levels"]:
+            p["durations"].setdefault(n, 20)
+            p["thinks"].setdefault(n, 10.0)
+    return p
+
+
+def _plan(quick: bool) -> dict[str, Any]:
     if quick:
         return {"levels": [1, 10], "agents": 2, "durations": {1: 3, 10: 4}, "thinks": {1: 0.1, 10: 0.5},
                 "bot_reps": 3, "handoff_idle": 5, "mixed": {"bot": 15, "human": 5, "think": 2.0, "duration": 6},
@@ -656,7 +674,8 @@ def plan(quick: bool) -> dict[str, Any]:
 
 # -- the floor --------------------------------------------------------------------------------------
 async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
-    p = plan(args.quick)
+    p = plan(args.quick, args.levels)
+    parts = set(args.parts.split(",")) if args.parts else {"memory", "levels", "mixed"}
     out: dict[str, Any] = {"plan": p, "levels": {}, "memory": {}}
     hub = Hub()
     agents = [Agent(args.url, f"floor{i}", i, p["agents"], hub) for i in range(p["agents"])]
@@ -668,17 +687,18 @@ async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
     # Memory per idle connection.
     await asyncio.sleep(0.5)
     r0 = rss_mb(args.pid)
-    idle = [Visitor(args.url) for _ in range(p["idle_conns"])]
-    failed = await connect_all(idle)
-    await asyncio.sleep(1.0)
-    r1 = rss_mb(args.pid)
-    out["memory"] = {"rss_before_mb": round(r0, 1), "rss_idle_mb": round(r1, 1), "idle_connections": len(idle),
-                     "connect_failures": failed, "kb_per_idle_connection": round((r1 - r0) * 1024 / len(idle), 1)}
-    await close_all(idle)
-    log(f"floor: {out['memory']['kb_per_idle_connection']} KB per idle connection")
+    if "memory" in parts:
+        idle = [Visitor(args.url) for _ in range(p["idle_conns"])]
+        failed = await connect_all(idle)
+        await asyncio.sleep(1.0)
+        r1 = rss_mb(args.pid)
+        out["memory"] = {"rss_before_mb": round(r0, 1), "rss_idle_mb": round(r1, 1), "idle_connections": len(idle),
+                         "connect_failures": failed, "kb_per_idle_connection": round((r1 - r0) * 1024 / len(idle), 1)}
+        await close_all(idle)
+        log(f"floor: {out['memory']['kb_per_idle_connection']} KB per idle connection")
 
     visitors: list[Visitor] = []
-    for n in p["levels"]:
+    for n in (p["levels"] if "levels" in parts else []):
         while len(visitors) < n:
             visitors.append(Visitor(args.url))
         await connect_all([v for v in visitors if not v.sio.connected])
@@ -694,27 +714,30 @@ async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
         await paced(convs, pacing, fwd.round)
         await fwd.drain()
         level["relay"] = dict(fwd.result(), **probe.result())
+        level["loadavg"] = os.getloadavg()
         out["levels"][str(n)] = level
         log(f"floor N={n}: echo p50/p99 {level['echo'].get('p50')}/{level['echo'].get('p99')} ms, relay v2a p99 "
             f"{level['relay']['v2a'].get('p99')} a2v p99 {level['relay']['a2v'].get('p99')} ms")
     await close_all(visitors)
 
     # The floor's shape of the mixed load: 150 echo visitors next to 50 relayed conversations.
-    m = p["mixed"]
-    bots = [Visitor(args.url) for _ in range(m["bot"])]
-    humans = [Visitor(args.url) for _ in range(m["human"])]
-    await connect_all(bots + humans)
-    pacing = Pacing(m["think"], m["duration"])
-    echo, fwd = Echo(), Forwarding(hub)
-    probe = Probe(pids)
-    await asyncio.gather(
-        paced([Conv(i, v) for i, v in enumerate(bots)], pacing, echo.round),
-        paced([Conv(i, v, agents[i % len(agents)]) for i, v in enumerate(humans)], pacing, fwd.round),
-    )
-    await fwd.drain()
-    out["mixed"] = {"echo": echo.result(), "relay": fwd.result(), **probe.result()}
-    log(f"floor mixed: echo p99 {out['mixed']['echo'].get('p99')} ms, relay v2a p99 {out['mixed']['relay']['v2a'].get('p99')}")
-    await close_all(bots + humans)
+    if "mixed" in parts:
+        m = p["mixed"]
+        bots = [Visitor(args.url) for _ in range(m["bot"])]
+        humans = [Visitor(args.url) for _ in range(m["human"])]
+        await connect_all(bots + humans)
+        pacing = Pacing(m["think"], m["duration"])
+        echo, fwd = Echo(), Forwarding(hub)
+        probe = Probe(pids)
+        await asyncio.gather(
+            paced([Conv(i, v) for i, v in enumerate(bots)], pacing, echo.round),
+            paced([Conv(i, v, agents[i % len(agents)]) for i, v in enumerate(humans)], pacing, fwd.round),
+        )
+        await fwd.drain()
+        out["mixed"] = {"echo": echo.result(), "relay": fwd.result(), **probe.result(), "loadavg": os.getloadavg()}
+        log(f"floor mixed: echo p99 {out['mixed']['echo'].get('p99')} ms, relay v2a p99 "
+            f"{out['mixed']['relay']['v2a'].get('p99')}")
+        await close_all(bots + humans)
     for a in agents:
         await a.close()
     return out
@@ -851,40 +874,62 @@ async def profiled_rerun(args: argparse.Namespace, convs: list[Conv], hub: Hub, 
     return res
 
 
+PARTS = ("bot", "memory", "levels", "profile", "mixed")
+
+
+def pins(args: argparse.Namespace) -> list[str]:
+    """Scale-out: the gateways (nginx's ``handoff_gateway`` cookie values) to spread clients over."""
+    return [p for p in (args.pin or "").split(",") if p]
+
+
 async def run_product(args: argparse.Namespace) -> dict[str, Any]:
-    p = plan(args.quick)
-    out: dict[str, Any] = {"plan": p, "levels": {}, "handoff": {}}
+    p = plan(args.quick, args.levels)
+    parts = set(args.parts.split(",")) if args.parts else set(PARTS)
+    out: dict[str, Any] = {"plan": p, "parts": sorted(parts), "levels": {}, "handoff": {}}
     pids = {"gateway": args.pid, "rasa": args.rasa_pid}
+    if args.pid2:
+        pids["gateway2"] = args.pid2
+    gw = pins(args)
 
     # 1. Bot turns, ours vs stock, same model, interleaved.
-    out["bot_turns"] = await bot_turns_ab(args, p)
+    if "bot" in parts:
+        out["bot_turns"] = await bot_turns_ab(args, p)
 
     # 2. Memory per idle visitor connection.
     await settle(args.rasa_pid, "rasa")
     r0 = rss_mb(args.pid)
-    idle = [Visitor(args.url) for _ in range(p["idle_conns"])]
-    failed = await connect_all(idle)
-    await asyncio.sleep(1.0)
-    r1 = rss_mb(args.pid)
-    out["memory"] = {"rss_before_mb": round(r0, 1), "rss_idle_mb": round(r1, 1), "idle_connections": len(idle),
-                     "connect_failures": failed, "kb_per_idle_connection": round((r1 - r0) * 1024 / len(idle), 1)}
-    await close_all(idle)
-    log(f"gateway: {out['memory']['kb_per_idle_connection']} KB per idle connection")
+    out["memory"] = {"rss_before_mb": round(r0, 1)}
+    if "memory" in parts:
+        idle = [Visitor(args.url) for _ in range(p["idle_conns"])]
+        failed = await connect_all(idle)
+        await asyncio.sleep(1.0)
+        r1 = rss_mb(args.pid)
+        out["memory"].update(rss_idle_mb=round(r1, 1), idle_connections=len(idle), connect_failures=failed,
+                             kb_per_idle_connection=round((r1 - r0) * 1024 / len(idle), 1))
+        await close_all(idle)
+        log(f"gateway: {out['memory']['kb_per_idle_connection']} KB per idle connection")
 
-    # 3. Agents: all stream every event (the inbox shows every conversation).
+    # 3. Agents: all stream every event (the inbox shows every conversation). Scale-out: agent i
+    # is on gateway i % 2, visitor j on gateway (j // agents) % 2, so half the conversations have
+    # their visitor and their agent on different instances (the Redis bus carries their events).
     hub = Hub()
-    agents = [Agent(args.url, f"bench{i}", i, p["agents"], hub) for i in range(p["agents"])]
+    agents = [Agent(args.url, f"bench{i}", i, p["agents"], hub, gw[i % len(gw)] if gw else None)
+              for i in range(p["agents"])]
     for a in agents:
         await a.login(args.password)
         await a.stream()
+
+    def visitor(i: int) -> Visitor:
+        return Visitor(args.url, pin=gw[(i // len(agents)) % len(gw)] if gw else None)
 
     # 4. Levels: bring conversations into handoff (the first ones one at a time, for the hand-off
     # latency at rest), then forward at the level's pacing.
     convs: list[Conv] = []
     handoff_idle: dict[str, Any] = {}
     handoff_ramp: dict[str, Any] = {}
-    for n in p["levels"]:
-        new = [Conv(i, Visitor(args.url), agents[i % len(agents)]) for i in range(len(convs), n)]
+
+    async def grow(n: int) -> None:
+        new = [Conv(i, visitor(i), agents[i % len(agents)]) for i in range(len(convs), n)]
         await settle(args.rasa_pid, "rasa")
         t = pc()
         idle_part = [c for c in new if c.index < p["handoff_idle"]]
@@ -895,6 +940,9 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
             add_raw(handoff_ramp, await into_handoff(args, rest, agents, hub, parallel=RAMP_PARALLEL))
         convs.extend(new)
         log(f"{n} conversations in handoff ({pc() - t:.0f} s to add {len(new)})")
+
+    for n in (p["levels"] if "levels" in parts else []):
+        await grow(n)
         settled = await settle(args.rasa_pid, "rasa")
         pacing = Pacing(p["thinks"][n], p["durations"][n])
         fwd = Forwarding(hub)
@@ -904,15 +952,17 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
         await fwd.drain()
         level = dict(fwd.result(), **level_probe, think_s=pacing.think, duration_s=pacing.duration,
                      settle_before_s=settled, dropped_visitors=sum(1 for c in convs if c.visitor.dropped),
-                     sse_stream_errors=sum(a.stream_errors for a in agents))
+                     sse_stream_errors=sum(a.stream_errors for a in agents), loadavg=os.getloadavg())
         level["rasa_busy_after_s"] = await settle(args.rasa_pid, "rasa", limit=120)
         level["rss_after_mb"] = round(rss_mb(args.pid), 1)
         out["levels"][str(n)] = level
-        if n == p["profile_level"]:
+        if n == p["profile_level"] and "profile" in parts:
             out["profile"] = await profiled_rerun(args, convs, hub, Pacing(p["thinks"][n], p["profile_s"]), n)
         log(f"N={n}: v2a p50/p99 {level['v2a'].get('p50')}/{level['v2a'].get('p99')} ms, a2v p50/p99 "
             f"{level['a2v'].get('p50')}/{level['a2v'].get('p99')} ms, lost {level['lost_v2a']}+{level['lost_a2v']}, "
-            f"errors {level['v2a']['errors']} {level['a2v']['errors']}")
+            f"errors {level['v2a']['errors']} {level['a2v']['errors']}, load {os.getloadavg()[0]:.2f}")
+    if "mixed" in parts and len(convs) < p["mixed"]["human"]:
+        await grow(p["mixed"]["human"])
     out["handoff"] = {"idle": summarise_raw(handoff_idle, 1), "ramp": summarise_raw(handoff_ramp, RAMP_PARALLEL)}
     log(f"hand-off, action end -> SSE: {out['handoff']['idle']['action_end_to_sse']}")
     n_max = len(convs)
@@ -920,6 +970,12 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
         handoff_conversations=n_max, rss_handoff_mb=round(rss_mb(args.pid), 1),
         kb_per_handoff_conversation=round((rss_mb(args.pid) - r0) * 1024 / max(1, n_max), 1),
     )
+    if "mixed" not in parts:
+        await close_all([c.visitor for c in convs])
+        for a in agents:
+            await a.close()
+        out["sse_frames_received"] = hub.frames
+        return out
 
     # 5. Mixed: 150 bot-owned visitors (10 s think) next to 50 human-owned conversations.
     m = p["mixed"]
@@ -940,7 +996,7 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(paced(humans, pacing, fwd.round), *(bot_visitor() for _ in range(m["bot"])))
     mixed_probe = probe.result()
     await fwd.drain()
-    out["mixed"] = {"forwarding": fwd.result(), "bot_turns": bots.result(), **mixed_probe}
+    out["mixed"] = {"forwarding": fwd.result(), "bot_turns": bots.result(), **mixed_probe, "loadavg": os.getloadavg()}
     log(f"mixed: v2a p99 {out['mixed']['forwarding']['v2a'].get('p99')} ms, a2v p99 "
         f"{out['mixed']['forwarding']['a2v'].get('p99')} ms, bot p50/p99 {out['mixed']['bot_turns'].get('p50')}/"
         f"{out['mixed']['bot_turns'].get('p99')} ms")
@@ -969,6 +1025,11 @@ def main() -> None:
     ap.add_argument("--password", default="")
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--parts", default="", help=f"product: comma-separated subset of {','.join(PARTS)}; "
+                    "floor: levels and/or mixed (default: all)")
+    ap.add_argument("--levels", default="", help="comma-separated N to run instead of the plan's levels")
+    ap.add_argument("--pid2", type=int, help="scale-out: the second gateway's pid (CPU in the results)")
+    ap.add_argument("--pin", default="", help="scale-out: comma-separated handoff_gateway cookie values")
     args = ap.parse_args()
     if uvloop is not None:
         uvloop.install()

@@ -9,6 +9,13 @@ Order (one run, so every comparison is made on the same machine at the same time
      (python-socketio 5.9.0 overlaid on PYTHONPATH so its replies are delivered);
   3. the report.
 
+Options run parts of it (``--parts``, ``--levels``, ``--no-floor``), an A/B of the gateway's code
+(``--baseline REF``: the product phase once with ``handoff_channel/`` as it was at REF, extracted
+with ``git archive``, and once with the working tree, same model, same run), and the scale-out
+phase (``--scale-out``: two gateways on one PostgreSQL store and the Redis bus behind nginx, as
+tests/e2e/test_production.py runs them; needs HANDOFF_TEST_PG_URL and HANDOFF_TEST_REDIS_URL,
+which ``eval "$(scripts/services.sh)"`` sets).
+
 Everything listens on 127.0.0.1 on free ports; every process is started in its own process group
 and stopped by that group's id."""
 
@@ -119,6 +126,41 @@ def versions(client_python: str, overlay: Path) -> dict[str, Any]:
     return {"server (project venv)": server, "client (bench venv)": client, "stock channel overlay": stock}
 
 
+class CodeStack(Stack):
+    """A ``Stack`` whose gateway and Rasa channel import ``handoff_channel`` from ``code_root``
+    (a baseline extracted from git) instead of the working tree."""
+
+    code_root: Optional[Path] = None
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.code_root is not None:
+            env["PYTHONPATH"] = str(self.code_root)
+        return env
+
+    def start_gateway(self, name: str = "gateway") -> None:
+        if self.code_root is None:
+            return super().start_gateway(name)
+        self._spawn(name, [str(VENV_BIN / "python"), "-m", "handoff_channel", "serve"], self.code_root)
+
+
+def extract(ref: str) -> tuple[Path, str]:
+    """``handoff_channel/`` as it is at ``ref``, in .cache/bench/code-<sha>; returns (dir, short sha)."""
+    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO_ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    root = CACHE / f"code-{sha}"
+    if not (root / "handoff_channel" / "__init__.py").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha, "handoff_channel"], cwd=REPO_ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return root, sha
+
+
+def client_opts(args: argparse.Namespace) -> dict[str, Any]:
+    return {"quick": args.quick, "parts": args.parts or None, "levels": args.levels or None}
+
+
 def run_client(client_python: str, mode: str, out: Path, timeout: float, **kw: Any) -> dict[str, Any]:
     cmd = [client_python, str(BENCH_DIR / "client.py"), mode, "--out", str(out)]
     for k, v in kw.items():
@@ -148,8 +190,10 @@ def floor_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 30, proc, "the floor server")
         say(f"floor: bare Sanic + python-socketio server on port {port} (pid {proc.pid})")
+        parts = ",".join(x for x in (args.parts or "memory,levels,mixed").split(",") if x in ("memory", "levels", "mixed"))
         return run_client(args.client_python, "floor", work / "floor.json", 600 if not args.quick else 120,
-                          url=f"http://127.0.0.1:{port}", pid=proc.pid, quick=args.quick)
+                          url=f"http://127.0.0.1:{port}", pid=proc.pid, quick=args.quick, levels=args.levels or None,
+                          parts=parts or "levels")
     finally:
         stop_group(proc)
         log.close()
@@ -169,32 +213,102 @@ def start_stock_rasa(stack: Stack, model: Path, port: int, overlay: Path, work: 
     return proc
 
 
-def product_phase(args: argparse.Namespace, work: Path, model: Path) -> dict[str, Any]:
+def product_phase(args: argparse.Namespace, work: Path, model: Path, code_root: Optional[Path] = None,
+                  tag: str = "") -> dict[str, Any]:
     extra = dict(kv.split("=", 1) for kv in args.stack_env)
-    stack = Stack(model=model, run_dir=work / "stack", gateway_port=free_port(), rasa_port=free_port(),
-                  actions_port=free_port(), token="bench-" + secrets.token_hex(16), extra_env=extra)
+    stack = CodeStack(model=model, run_dir=work / f"stack{tag}", gateway_port=free_port(), rasa_port=free_port(),
+                      actions_port=free_port(), token="bench-" + secrets.token_hex(16), extra_env=extra)
+    stack.code_root = code_root
     agents = 2 if args.quick else 10
     for i in range(agents):
         stack.create_agent(f"bench{i}", f"Agent {i}", AGENT_PASSWORD)
+    with_stock = not args.parts or "bot" in args.parts.split(",")
     stock: Optional[subprocess.Popen[bytes]] = None
     stock_port = free_port()
     try:
         stack.start()
-        stock = start_stock_rasa(stack, model, stock_port, args.overlay, work)
-        say("starting the action server, rasa run (our channel), the gateway, and rasa run (stock socket.io)")
+        if with_stock:
+            stock = start_stock_rasa(stack, model, stock_port, args.overlay, work)
+        say("starting the action server, rasa run (our channel), the gateway"
+            + (", and rasa run (stock socket.io)" if with_stock else "")
+            + (f"; handoff_channel from {code_root.relative_to(REPO_ROOT)}" if code_root else ""))
         stack.wait_ready(timeout=300)
-        wait_http(f"http://127.0.0.1:{stock_port}/webhooks/socketio/", 300, stock, "the stock Rasa")
+        if stock is not None:
+            wait_http(f"http://127.0.0.1:{stock_port}/webhooks/socketio/", 300, stock, "the stock Rasa")
         pids = {name: p.pid for name, p in stack.procs.items()}
-        say(f"ready: gateway pid {pids['gateway']}, rasa pid {pids['rasa']}, stock rasa pid {stock.pid}")
-        return run_client(
-            args.client_python, "product", work / "product.json", 1800 if not args.quick else 240,
+        say(f"ready: gateway pid {pids['gateway']}, rasa pid {pids['rasa']}"
+            + (f", stock rasa pid {stock.pid}" if stock else ""))
+        result = run_client(
+            args.client_python, "product", work / f"product{tag}.json", 1800 if not args.quick else 240,
             url=stack.gateway_url, pid=pids["gateway"], rasa_pid=pids["rasa"],
             stock_url=f"http://127.0.0.1:{stock_port}", tracker_db=stack.tracker_db, password=AGENT_PASSWORD,
-            quick=args.quick,
+            **client_opts(args),
         )
+        result["loadavg_end"] = os.getloadavg()
+        return result
     finally:
         stop_group(stock)
         stack.stop()
+
+
+def scale_out_phase(args: argparse.Namespace, work: Path, model: Path) -> dict[str, Any]:
+    """Two gateways on one PostgreSQL store and the Redis bus, behind nginx (deploy/nginx-native.sh,
+    the production routing); one Rasa behind both (the forwarding path does not go through Rasa)."""
+    import sqlalchemy as sa
+
+    admin, redis_url = os.environ.get("HANDOFF_TEST_PG_URL"), os.environ.get("HANDOFF_TEST_REDIS_URL")
+    if not admin or not redis_url:
+        raise RuntimeError('--scale-out needs HANDOFF_TEST_PG_URL and HANDOFF_TEST_REDIS_URL: eval "$(scripts/services.sh)"')
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx_bin):
+        raise RuntimeError("--scale-out needs nginx (scripts/services.sh installs it)")
+    tag = secrets.token_hex(5)
+    dbname = f"handoff_bench_{tag}"
+    admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", future=True)
+    with admin_engine.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
+    db_url = f"{admin.rsplit('/', 1)[0]}/{dbname}"
+    bus = f"{redis_url}?channel_prefix=bench{tag}"
+    token = "bench-" + secrets.token_hex(16)
+    common: dict[str, Any] = dict(model=model, token=token, db_url=db_url, bus_url=bus, actions_port=free_port(),
+                                  rasa_port=free_port(), extra_env=dict(kv.split("=", 1) for kv in args.stack_env))
+    a = CodeStack(run_dir=work / "scale-a", gateway_port=free_port(), **common)
+    b = CodeStack(run_dir=work / "scale-b", gateway_port=free_port(), **common)
+    lb_port = free_port()
+    nginx: Optional[subprocess.Popen[bytes]] = None
+    try:
+        agents = 2 if args.quick else 10
+        for i in range(agents):
+            a.create_agent(f"bench{i}", f"Agent {i}", AGENT_PASSWORD)
+        a.start_actions()
+        a.start_rasa()
+        a.start_gateway()
+        b.start_gateway()
+        nginx = subprocess.Popen(
+            [str(REPO_ROOT / "deploy" / "nginx-native.sh"), str(work / "nginx"), str(lb_port), str(a.gateway_port),
+             str(b.gateway_port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":/usr/sbin"))
+        say("scale-out: two gateways (PostgreSQL store, Redis bus) behind nginx, one rasa run")
+        a.wait_ready(timeout=300)
+        b.wait_ready(timeout=60)
+        wait_http(f"http://127.0.0.1:{lb_port}/lb-health", 30, nginx, "nginx")
+        say(f"ready: gateways pid {a.procs['gateway'].pid} and {b.procs['gateway'].pid}, nginx on {lb_port}")
+        levels = args.scale_out_levels or ("10" if args.quick else "100,500")
+        result = run_client(
+            args.client_python, "product", work / "scale-out.json", 1800 if not args.quick else 240,
+            url=f"http://127.0.0.1:{lb_port}", pid=a.procs["gateway"].pid, pid2=b.procs["gateway"].pid,
+            rasa_pid=a.procs["rasa"].pid, tracker_db=a.tracker_db, password=AGENT_PASSWORD, quick=args.quick,
+            parts="levels", levels=levels, pin="gw1,gw2",
+        )
+        result["loadavg_end"] = os.getloadavg()
+        return result
+    finally:
+        stop_group(nginx)
+        a.stop()
+        b.stop()
+        with admin_engine.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        admin_engine.dispose()
 
 
 def main() -> int:
@@ -205,6 +319,22 @@ def main() -> int:
     ap.add_argument("--results", type=Path, help="where to write the raw JSON (default .cache/bench/...)")
     ap.add_argument("--stack-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the product's processes, e.g. HANDOFF_DB_URL=postgresql://...")
+    ap.add_argument("--parts", default="", help="comma-separated subset of bot,memory,levels,profile,mixed "
+                    "(default: all; the floor runs the memory, levels and mixed ones asked for)")
+    ap.add_argument("--levels", default="", help="comma-separated N instead of 1,10,100,500,1000, e.g. 500")
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor phase")
+    ap.add_argument("--baseline", metavar="REF", action="append", help="A/B: also run the product phase with "
+                    "handoff_channel/ as at this git ref (first), then the working tree; all go into the results. "
+                    "Repeat for several refs (run in the order given)")
+    ap.add_argument("--ab-levels", default="", help="with --baseline: the levels of the baseline phases (e.g. 500)")
+    ap.add_argument("--ab-parts", default="", help="with --baseline: the parts of the baseline phases "
+                    "(e.g. bot,levels,mixed)")
+    ap.add_argument("--code", metavar="REF", help="run the product phase with handoff_channel/ as at this git ref")
+    ap.add_argument("--ab-rounds", type=int, default=1, help="with --baseline: alternate baseline/current this "
+                    "many times (B C, then C B, ...)")
+    ap.add_argument("--scale-out", action="store_true", help="add the two-gateway phase (PostgreSQL + Redis + nginx)")
+    ap.add_argument("--scale-out-levels", default="", help="N of the scale-out phase (default 100,500; quick: 10)")
+    ap.add_argument("--only-scale-out", action="store_true", help="run only the scale-out phase (and the floor)")
     args = ap.parse_args()
     # Absolute: the servers run in bot/, the client in the repository root.
     args.overlay = args.overlay.resolve()
@@ -230,10 +360,43 @@ def main() -> int:
     model = train(config, name, out=CACHE / "models", quiet=True)
     results["model"] = {"config": f"bot/{config}", "path": str(model.relative_to(REPO_ROOT))}
 
-    say("phase 1/2: the floor")
-    results["floor"] = floor_phase(args, work)
-    say("phase 2/2: the product and the stock channel")
-    results["product"] = product_phase(args, work, model)
+    if not args.no_floor:
+        say("phase: the floor")
+        results["floor"] = floor_phase(args, work)
+        results["floor"]["loadavg_end"] = os.getloadavg()
+    if args.baseline and not args.only_scale_out:
+        codes = [extract(ref) for ref in args.baseline]
+        results["ab"] = {"baseline": codes[0][1], "runs": []}
+        for r in range(args.ab_rounds):
+            order: list[tuple[str, Optional[Path]]] = [(sha, root) for root, sha in codes] + [("current", None)]
+            if r % 2:
+                order.reverse()
+            for label, root in order:
+                say(f"phase: the product, {label} code, round {r + 1}")
+                if root is not None and args.ab_levels:
+                    # Only the levels the A/B compares, so the older code's phase stays short.
+                    res = product_phase(argparse.Namespace(**{**vars(args), "levels": args.ab_levels,
+                                                              "parts": args.ab_parts or args.parts}),
+                                        work, model, root, tag=f"-{label}-{r}")
+                else:
+                    res = product_phase(args, work, model, root, tag=f"-{label}-{r}")
+                res["label"] = label
+                res["code"] = label if root else "working tree"
+                results["ab"]["runs"].append(res)
+                if root is None:
+                    results["product"] = res
+    elif not args.only_scale_out:
+        code = extract(args.code) if args.code else None
+        say("phase: the product" + (f" (handoff_channel at {code[1]})" if code else ""))
+        results["product"] = product_phase(args, work, model, code[0] if code else None)
+    if args.scale_out or args.only_scale_out:
+        say("phase: scale-out")
+        try:
+            results["scale_out"] = scale_out_phase(args, work, model)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            # The other phases' numbers still count; the report says the scale-out is missing.
+            say(f"the scale-out phase failed: {exc}")
+            results["scale_out"] = {"error": str(exc)}
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["elapsed_s"] = round(time.time() - started)
     out = args.results or (work / "results.json")

@@ -56,6 +56,28 @@ class CollectingOutput(OutputChannel):
         self.messages.append({"text": text})
 
 
+class StreamingOutput(CollectingOutput):
+    """Sends each bot message to the gateway the moment Rasa utters it (one NDJSON line), as Rasa's
+    stock channels emit mid-turn: the visitor does not wait for the next-action prediction and
+    the tracker save that follow. The actions' requests (handoff, offline ticket) are held back
+    for the turn's last line."""
+
+    def __init__(self, resp: Any) -> None:
+        super().__init__()
+        self.resp = resp
+        self.requests: Dict[Text, Dict[Text, Any]] = {}
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        await super().send_response(recipient_id, message)
+        try:
+            visible, requests = split_requests(self.messages[-1:])
+            self.requests.update(requests)
+            for m in visible:
+                await self.resp.send(json.dumps({"message": m}, separators=(",", ":")) + "\n")
+        except Exception as exc:  # the gateway went away: Rasa's turn must still complete
+            log.debug("could not stream a bot message: %s", exc)
+
+
 # Custom payloads the actions hand the gateway (never shown to the visitor): the handoff request of
 # action_handoff, and the offline ticket of action_submit_ticket.
 REQUESTS = ("handoff", "offline_ticket")
@@ -80,9 +102,14 @@ def split_requests(messages: List[Dict[Text, Any]]) -> tuple[List[Dict[Text, Any
     return visible, requests
 
 
+def _requests(requests: Dict[Text, Dict[Text, Any]]) -> Dict[Text, Any]:
+    """How a turn's answer names the actions' requests."""
+    return {"handoff": requests.get("handoff"), "ticket": requests.get("offline_ticket")}
+
+
 def _answer(messages: List[Dict[Text, Any]], **extra: Any) -> Dict[Text, Any]:
     visible, requests = split_requests(messages)
-    return {"messages": visible, "handoff": requests.get("handoff"), "ticket": requests.get("offline_ticket"), **extra}
+    return {"messages": visible, **_requests(requests), **extra}
 
 
 def _error(status: int, code: str, message: str) -> HTTPResponse:
@@ -167,7 +194,7 @@ class HandoffInput(InputChannel):
 
         @bp.route("/turn", methods=["POST"])
         async def turn(request: Request) -> HTTPResponse:
-            return await guarded(request, lambda agent, body: channel._turn(agent, body, on_new_message))
+            return await guarded(request, lambda agent, body: channel._turn(agent, body, on_new_message, request))
 
         @bp.route("/log", methods=["POST"])
         async def log_human_stretch(request: Request) -> HTTPResponse:
@@ -181,7 +208,8 @@ class HandoffInput(InputChannel):
 
     # -- routes --------------------------------------------------------------------------------
     async def _turn(
-        self, agent: Any, body: Dict[Text, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]]
+        self, agent: Any, body: Dict[Text, Any], on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        request: Optional[Request] = None,
     ) -> HTTPResponse:
         conversation_id = body["conversation_id"]
         text = body.get("text")
@@ -200,27 +228,35 @@ class HandoffInput(InputChannel):
         # Parse first so the gateway learns intent and confidence without re-reading the tracker;
         # Rasa then skips NLU because parse_data is given.
         parse = await agent.parse_message(text)
-        out = CollectingOutput()
-        await on_new_message(
-            UserMessage(
+        intent = parse.get("intent") or {}
+        summary = {
+            "intent": intent.get("name"),
+            "confidence": intent.get("confidence"),
+            "entities": [{"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []],
+            **({"sentiment": parse["sentiment"]} if "sentiment" in parse else {}),
+        }
+
+        def user_message(out: OutputChannel) -> UserMessage:
+            return UserMessage(
                 text, out, conversation_id, parse_data=parse, input_channel=self.name(),
                 message_id=message_id, metadata=metadata,
             )
-        )
-        intent = parse.get("intent") or {}
-        return response.json(
-            {
-                **_answer(out.messages),
-                "parse": {
-                    "intent": intent.get("name"),
-                    "confidence": intent.get("confidence"),
-                    "entities": [
-                        {"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []
-                    ],
-                    **({"sentiment": parse["sentiment"]} if "sentiment" in parse else {}),
-                },
-            }
-        )
+
+        if request is not None and "application/x-ndjson" in request.headers.get("accept", ""):
+            # Streamed: a line per bot message as it is uttered, then the turn's result (a reply
+            # without that last line is incomplete: the gateway asks again with retry).
+            resp = await request.respond(content_type="application/x-ndjson")
+            streaming = StreamingOutput(resp)
+            await on_new_message(user_message(streaming))
+            done = {"done": True, **_requests(streaming.requests), "parse": summary}
+            try:
+                await resp.send(json.dumps(done, separators=(",", ":")) + "\n", end_stream=True)
+            except Exception as exc:  # the gateway went away; it asks again with retry
+                log.debug("could not finish a streamed turn: %s", exc)
+            return None  # type: ignore[return-value]
+        out = CollectingOutput()
+        await on_new_message(user_message(out))
+        return response.json(_answer(out.messages, parse=summary))
 
     async def _log(self, agent: Any, body: Dict[Text, Any]) -> HTTPResponse:
         conversation_id = body["conversation_id"]

@@ -9,13 +9,13 @@ before anything is sent to Rasa."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
 import aiohttp
 
-from .errors import ConversationNotFound
-from .models import Handoff, Message, OutboxItem, OutboxKind, Role, VisitorChoice, now
+from .models import Conversation, Handoff, Message, OutboxItem, OutboxKind, Role, VisitorChoice, now
 from .service import CHOICE_INTENTS, HandoffService
 from .settings import Settings
 from .store import ConversationStore
@@ -52,8 +52,43 @@ class RasaClient:
             data = await resp.json()
             return data if isinstance(data, dict) else {}
 
-    async def turn(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self._post("/turn", body)
+    async def turn(
+        self, body: Mapping[str, Any], on_message: Optional[Callable[[dict[str, Any]], Awaitable[None]]] = None
+    ) -> dict[str, Any]:
+        """A bot turn. With ``on_message``, Rasa streams: each bot message is handed to it as soon
+        as Rasa utters it (the visitor need not wait for the rest of the turn), and the result's
+        ``messages`` are all of them."""
+        if on_message is None:
+            return await self._post("/turn", body)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        headers = {"X-Handoff-Token": self.token, "Accept": "application/x-ndjson"}
+        async with self._session.post(self.base + "/turn", json=body, headers=headers) as resp:
+            if 400 <= resp.status < 500:
+                raise RasaRejected(f"/turn: HTTP {resp.status}: {(await resp.text())[:300]}")
+            if resp.status >= 500:
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, (), status=resp.status, message=(await resp.text())[:300]
+                )
+            if resp.content_type != "application/x-ndjson":  # a channel that answers in one piece
+                data = await resp.json()
+                return data if isinstance(data, dict) else {}
+            messages: list[dict[str, Any]] = []
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    item = json.loads(line)
+                    if isinstance(item, dict) and item.get("done"):
+                        return dict(item, messages=messages)
+                    if isinstance(item, dict) and isinstance(item.get("message"), dict):
+                        messages.append(item["message"])
+                        await on_message(item["message"])
+            # Rasa stopped (killed, restarted) before the turn's last line: ask again with retry.
+            raise aiohttp.ClientPayloadError("the bot turn's answer ended early")
 
     async def log(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self._post("/log", body)
@@ -75,6 +110,12 @@ def _log_entry(msg: Message) -> dict[str, Any]:
         "author_name": msg.author_name,
         "timestamp": msg.created_at,
     }
+
+
+def _is_record(item: OutboxItem, conv: Conversation) -> bool:
+    """A line of the human stretch for the tracker: a LOG item, or a visitor turn a human took over
+    meanwhile (sent while the bot was deciding to hand off: it goes to the human, not the bot)."""
+    return item.kind is OutboxKind.LOG or (item.kind is OutboxKind.TURN and conv.status.human_owned)
 
 
 class RasaPipe:
@@ -145,17 +186,26 @@ class RasaPipe:
         try:
             while True:
                 self._again.discard(conversation_id)
-                items = await self.store.pending_outbox(conversation_id)
+                conv, items, messages = await self.store.outbox_work(conversation_id)
                 if not items:
                     if conversation_id in self._again:
                         continue
                     return
+                wait = self._linger(conv, items)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
                 if self.store.shared:
                     # One drainer per conversation across instances, renewed before every item.
                     leased = await self.store.acquire_lease(conversation_id, self.owner, self.lease_ttl_s)
                     if not leased:
                         return
-                await self._process(conversation_id, items)
+                done = await self._process(conversation_id, items, conv, messages)
+                # Every item is queued by a kick after its commit, and a kick while this worker runs
+                # lands in _again: with the whole batch sent and no kick, nothing new is pending.
+                # Only a shared store (another instance may queue items) needs another look.
+                if done == len(items) and conversation_id not in self._again and not self.store.shared:
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -169,6 +219,14 @@ class RasaPipe:
                     log.warning("could not release the outbox lease of %s: %s", conversation_id, exc)
             if self._workers.get(conversation_id) is asyncio.current_task():
                 del self._workers[conversation_id]
+
+    def _linger(self, conv: Optional[Conversation], items: list[OutboxItem]) -> float:
+        """How long to wait for more lines before sending a batch that holds only records."""
+        if conv is None or self.settings.rasa_log_batch_s <= 0:
+            return 0.0
+        if not all(_is_record(i, conv) for i in items):
+            return 0.0
+        return items[0].created_at + self.settings.rasa_log_batch_s - now()
 
     async def _with_retry(
         self, what: str, call: Callable[[int], Awaitable[dict[str, Any]]], items: list[OutboxItem]
@@ -194,31 +252,34 @@ class RasaPipe:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.rasa_retry_max_s)
 
-    async def _process(self, conversation_id: str, items: list[OutboxItem]) -> None:
-        try:
-            conv = await self.store.get_conversation(conversation_id)
-        except ConversationNotFound:
+    async def _process(
+        self, conversation_id: str, items: list[OutboxItem], conv: Optional[Conversation],
+        messages: Mapping[int, Message],
+    ) -> int:
+        """Send the head of the outbox (a bot turn, a hand-back, or a run of records); returns how
+        many items it finished."""
+        if conv is None:
             await self.store.finish_outbox([i.id for i in items])
-            return
+            return len(items)
         head = items[0]
         if head.kind is OutboxKind.TURN and not conv.status.human_owned:
-            await self._turn(conversation_id, head)
-            return
+            await self._turn(conversation_id, head, messages)
+            return 1
         if head.kind is OutboxKind.HANDBACK:
             await self._handback(conversation_id, head)
-            return
-        # A run of records: LOG items, and TURN items that a human took over meanwhile (a visitor
-        # turn sent while the bot was deciding to hand off goes to the human, not the bot).
+            return 1
+        # A run of records.
         batch: list[OutboxItem] = []
         for item in items:
-            if item.kind is OutboxKind.LOG or (item.kind is OutboxKind.TURN and conv.status.human_owned):
+            if _is_record(item, conv):
                 batch.append(item)
             else:
                 break
-        await self._log(conversation_id, batch)
+        await self._log(conversation_id, batch, messages)
+        return len(batch)
 
-    async def _turn(self, conversation_id: str, item: OutboxItem) -> None:
-        msg = await self.store.get_message(int(item.payload["message_id"]))
+    async def _turn(self, conversation_id: str, item: OutboxItem, messages: Mapping[int, Message]) -> None:
+        msg = messages.get(int(item.payload["message_id"]))
         if msg is None:
             await self.store.finish_outbox([item.id])
             return
@@ -228,32 +289,50 @@ class RasaPipe:
             metadata["handoff_desk"] = await self.service.desk_status()
         except Exception as exc:  # the bot path fails open: without it the bot hands off as usual
             log.warning("desk status unknown for a bot turn of %s: %s", conversation_id, exc)
+        turn_id = f"gw-{msg.id}"
         body = {
             "conversation_id": conversation_id,
-            "message_id": f"gw-{msg.id}",
+            "message_id": turn_id,
             "text": msg.text,
             "metadata": metadata,
         }
 
+        recorded = 0
+
+        async def deliver(message: dict[str, Any]) -> None:
+            # Stored and relayed while Rasa finishes the turn; numbered, so that a retry which
+            # replays the whole answer stores none of it twice.
+            nonlocal recorded
+            parts = from_rasa(message)
+            await self.service.record_bot_messages(conversation_id, parts, client_id=turn_id, first=recorded)
+            recorded += len(parts)
+
         async def call(attempt: int) -> dict[str, Any]:
-            return await self.client.turn(dict(body, retry=attempt > 0 or item.attempts > 0))
+            # Each attempt numbers from 0: what an earlier, broken attempt stored is not stored again.
+            nonlocal recorded
+            recorded = 0
+            return await self.client.turn(dict(body, retry=attempt > 0 or item.attempts > 0), deliver)
 
         result = await self._with_retry("a bot turn", call, [item])
         if result is not None:
-            await self._apply_bot_result(conversation_id, result, visitor_message=msg)
+            await self._apply_bot_result(conversation_id, result, visitor_message=msg, client_id=turn_id,
+                                         streamed=recorded)
         await self.store.finish_outbox([item.id])
 
     async def _apply_bot_result(
-        self, conversation_id: str, result: Mapping[str, Any], visitor_message: Optional[Message] = None
+        self, conversation_id: str, result: Mapping[str, Any], visitor_message: Optional[Message] = None,
+        client_id: Optional[str] = None, streamed: int = 0,
     ) -> None:
-        parse = result.get("parse")
-        if visitor_message is not None and isinstance(parse, Mapping):
-            await self.service.annotate_visitor_message(visitor_message, parse)
         parts = []
         for m in result.get("messages") or []:
             if isinstance(m, Mapping):
                 parts.extend(from_rasa(m))
-        await self.service.record_bot_messages(conversation_id, parts)
+        # The visitor waits for the answer; the intent and sentiment are for the inbox, after it.
+        # The first ``streamed`` parts were stored as Rasa uttered them.
+        await self.service.record_bot_messages(conversation_id, parts[streamed:], client_id=client_id, first=streamed)
+        parse = result.get("parse")
+        if visitor_message is not None and isinstance(parse, Mapping):
+            await self.service.annotate_visitor_message(visitor_message, parse)
         ticket = result.get("ticket")
         if isinstance(ticket, Mapping):
             await self.service.record_ticket(conversation_id, ticket)
@@ -271,10 +350,10 @@ class RasaPipe:
                 ),
             )
 
-    async def _log(self, conversation_id: str, batch: list[OutboxItem]) -> None:
+    async def _log(self, conversation_id: str, batch: list[OutboxItem], messages: Mapping[int, Message]) -> None:
         entries = []
         for item in batch:
-            msg = await self.store.get_message(int(item.payload["message_id"]))
+            msg = messages.get(int(item.payload["message_id"]))
             if msg is not None:
                 entries.append(_log_entry(msg))
         result = None
@@ -308,8 +387,9 @@ class RasaPipe:
                     return  # the wait is over; one choice per batch is enough
 
     async def _handback(self, conversation_id: str, item: OutboxItem) -> None:
-        body = dict(item.payload, conversation_id=conversation_id, handback_id=f"hb-{item.id}")
+        handback_id = f"hb-{item.id}"
+        body = dict(item.payload, conversation_id=conversation_id, handback_id=handback_id)
         result = await self._with_retry("the hand-back", lambda _a: self.client.handback(body), [item])
         if result is not None:
-            await self._apply_bot_result(conversation_id, result)
+            await self._apply_bot_result(conversation_id, result, client_id=handback_id)
         await self.store.finish_outbox([item.id])

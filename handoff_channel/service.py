@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from .bus import EventBus
 from .errors import (
     AlreadyAssigned,
+    ConversationNotFound,
     Forbidden,
     InvalidPayload,
     InvalidTransition,
@@ -156,14 +157,27 @@ class HandoffService:
         """Store a visitor turn durably, then route it: to the bot while the bot owns the
         conversation, to the humans (and only into the tracker's record) while a human does."""
         clean = self._clean_text(text, field="message")
-        conv = await self.store.get_or_create_conversation(conversation_id, metadata or {})
-        if metadata and metadata != conv.metadata and not conv.metadata:
+        seen: list[Conversation] = []
+
+        def route(conv: Conversation) -> OutboxKind:
+            seen.append(conv)
+            return _route_visitor_turn(conv)
+
+        # One transaction in the usual case (the widget's session_request created the
+        # conversation); a visitor who never sent one gets it created first.
+        async def add() -> tuple[Message, Optional[Event]]:
+            return await self.store.add_message(
+                conversation_id, Role.VISITOR, clean, client_id=client_id,
+                meta={"metadata": dict(metadata)} if metadata else None, route=route,
+            )
+
+        try:
+            msg, event = await add()
+        except ConversationNotFound:
+            seen.append(await self.store.get_or_create_conversation(conversation_id, metadata or {}))
+            msg, event = await add()
+        if metadata and seen and not seen[-1].metadata:
             await self.store.update_metadata(conversation_id, metadata)
-        msg, event = await self.store.add_message(
-            conversation_id, Role.VISITOR, clean, client_id=client_id,
-            meta={"metadata": dict(metadata)} if metadata else None,
-            route=_route_visitor_turn,
-        )
         if event is not None:
             await self._publish([event])
             self.on_outbox(conversation_id)
@@ -171,13 +185,18 @@ class HandoffService:
 
     # -- bot results (called by the Rasa pipe) ---------------------------------------------------
     async def record_bot_messages(
-        self, conversation_id: str, bot_messages: Sequence[tuple[str, Optional[Mapping[str, Any]], Optional[Mapping[str, Any]]]]
+        self, conversation_id: str, bot_messages: Sequence[tuple[str, Optional[Mapping[str, Any]], Optional[Mapping[str, Any]]]],
+        *, client_id: Optional[str] = None, first: int = 0,
     ) -> list[Message]:
-        """Store what the bot said (text, widget payload, meta) and let the relay deliver it."""
+        """Store what the bot said (text, widget payload, meta) and let the relay deliver it. With
+        ``client_id`` (the turn's), part ``first + i`` is stored as ``<client_id>:<first + i>``, so
+        a turn's answer stored again (a retry, or the whole answer after its streamed parts) is
+        stored once."""
         stored = []
-        for text, payload, meta in bot_messages:
+        for i, (text, payload, meta) in enumerate(bot_messages, first):
             msg, event = await self.store.add_message(
-                conversation_id, Role.BOT, text, payload=payload, meta=meta
+                conversation_id, Role.BOT, text, payload=payload, meta=meta,
+                client_id=f"{client_id}:{i}" if client_id else None,
             )
             await self._publish([event])
             stored.append(msg)

@@ -37,6 +37,11 @@ class Settings:
     # slow custom action can take longer).
     rasa_timeout_s: float = 60.0
     rasa_retry_max_s: float = 5.0
+    # The human stretch is recorded in Rasa's tracker in batches: a record waits up to this long
+    # for the lines after it (the agent's answer, the visitor's next line), so Rasa reads and
+    # saves the tracker once per batch instead of once per line. Anything else the outbox holds
+    # (a bot turn, a hand-back) sends the records at once. 0: send every record right away.
+    rasa_log_batch_s: float = 1.0
     sse_keepalive_s: float = 15.0
     # Queue and routing. manual: agents pick from the queue; auto: each queued conversation goes
     # to the least-loaded available agent (of its team, when agents have teams) with free capacity.
@@ -91,6 +96,7 @@ class Settings:
             cookie_secure=_env("HANDOFF_COOKIE_SECURE", "0") in ("1", "true", "yes"),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             rasa_timeout_s=float(_env("HANDOFF_RASA_TIMEOUT_S", str(d.rasa_timeout_s))),
+            rasa_log_batch_s=float(_env("HANDOFF_RASA_LOG_BATCH_S", str(d.rasa_log_batch_s))),
             routing=_routing(_env("HANDOFF_ROUTING", d.routing)),
             default_capacity=int(_env("HANDOFF_DEFAULT_CAPACITY", str(d.default_capacity))),
             heartbeat_timeout_s=float(_env("HANDOFF_HEARTBEAT_TIMEOUT_S", str(d.heartbeat_timeout_s))),

@@ -5,17 +5,25 @@
 #                              production model, a few minutes more)
 #   scripts/bench.sh --quick   a smoke run (< 3 min once the fast model is trained): checks the
 #                              harness end to end; writes its report under .cache/bench/, not docs/
+#   scripts/bench.sh -- ARGS   the full run with more bench.run options, e.g. `-- --baseline REF`
+#                              (also measures handoff_channel/ as at REF: an A/B in the report)
 # Everything it starts listens on 127.0.0.1, on free ports, and is stopped when it ends.
+# The scale-out phase (two gateways on PostgreSQL + Redis behind nginx) runs in the full run, with
+# the services scripts/services.sh provides; in --quick only when HANDOFF_TEST_PG_URL and
+# HANDOFF_TEST_REDIS_URL are already set and nginx is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=""
-for arg in "$@"; do
-  case "$arg" in
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) QUICK="--quick" ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [-- bench.run options, e.g. --baseline REF]" >&2; exit 2 ;;
   esac
+  shift
 done
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -48,12 +56,24 @@ if [ ! -f "$OVERLAY/socketio/__init__.py" ]; then
     python-socketio==5.9.0 python-engineio==4.7.1
 fi
 
+SCALE=""
+if [ -z "$QUICK" ]; then
+  if services=$(scripts/services.sh); then
+    eval "$services"
+    SCALE="--scale-out"
+  else
+    echo "note: no PostgreSQL/Redis/nginx (scripts/services.sh failed): the scale-out phase is skipped" >&2
+  fi
+elif [ -n "${HANDOFF_TEST_PG_URL:-}" ] && [ -n "${HANDOFF_TEST_REDIS_URL:-}" ] && { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }; then
+  SCALE="--scale-out"
+fi
+
 run_dir=$CACHE/last${QUICK:+-quick}
 rm -rf "$run_dir"
 mkdir -p "$run_dir"
 step "Running the benchmark${QUICK:+ (quick smoke run)}"
-.venv/bin/python -m bench.run $QUICK --client-python "$BENCH_VENV/bin/python" --overlay "$OVERLAY" \
-  --results "$run_dir/results.json"
+.venv/bin/python -m bench.run $QUICK $SCALE --client-python "$BENCH_VENV/bin/python" --overlay "$OVERLAY" \
+  --results "$run_dir/results.json" ${EXTRA[@]+"${EXTRA[@]}"}
 
 if [ -n "$QUICK" ]; then
   "$BENCH_VENV/bin/python" bench/report.py "$run_dir/results.json" --md "$run_dir/benchmarks.md" --png-dir "$run_dir/bench"

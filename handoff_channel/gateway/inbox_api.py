@@ -46,6 +46,17 @@ class InboxApi:
         self.store = store
         self.bus = bus
         self.settings = settings
+        # Every open inbox streams every event: encode each one once, not once per stream.
+        self._frames: dict[int, str] = {}
+
+    def _frame(self, event: Event) -> str:
+        frame = self._frames.get(event.id)
+        if frame is None:
+            frame = _sse_frame(event)
+            if len(self._frames) >= 2048:  # the streams are at most a moment apart
+                self._frames.clear()
+            self._frames[event.id] = frame
+        return frame
 
     # -- parsing and auth ------------------------------------------------------------------------
     def body(self, request: Request) -> dict[str, Any]:
@@ -333,7 +344,7 @@ class InboxApi:
                 while True:
                     batch = await self.store.events_after(last)
                     for ev in batch:
-                        await resp.send(_sse_frame(ev))
+                        await resp.send(self._frame(ev))
                         last = ev.id
                     if len(batch) < 500:
                         return
@@ -361,7 +372,7 @@ class InboxApi:
                     await catch_up()
                     if ev.id <= last:
                         continue
-                await resp.send(_sse_frame(ev))
+                await resp.send(self._frame(ev))
                 last = ev.id
         except asyncio.CancelledError:
             raise  # the client disconnected; the finally block cleans up

@@ -242,12 +242,11 @@ class VisitorSockets:
 
     async def _persist_delivered(self) -> None:
         dirty, self._dirty = self._dirty, set()
-        for cid in dirty:
-            try:
-                await self.store.mark_delivered(cid, self._emitted[cid])
-            except Exception:
-                self._dirty.add(cid)
-                raise
+        try:
+            await self.store.mark_delivered_many({cid: self._emitted[cid] for cid in dirty})
+        except Exception:
+            self._dirty |= dirty
+            raise
 
     async def _flush_delivered(self) -> None:
         while True:

@@ -139,6 +139,10 @@ class ConversationStore(Protocol):
 
     async def mark_delivered(self, conversation_id: str, seq: int) -> None: ...
 
+    async def mark_delivered_many(self, marks: Mapping[str, int]) -> None:
+        """``mark_delivered`` for each conversation id -> seq, in one transaction."""
+        ...
+
     # feed
     async def events_after(self, last_id: int, limit: int = 500) -> list[Event]: ...
 
@@ -146,6 +150,13 @@ class ConversationStore(Protocol):
 
     # outbox to Rasa
     async def pending_outbox(self, conversation_id: str) -> list[OutboxItem]: ...
+
+    async def outbox_work(
+        self, conversation_id: str
+    ) -> tuple[Optional[Conversation], list[OutboxItem], dict[int, Message]]:
+        """``pending_outbox`` with the conversation (None if gone; also None when nothing is
+        pending) and the messages the items name, by id, read in one go."""
+        ...
 
     async def conversations_with_pending_outbox(self, exclude_leased_at: Optional[float] = None) -> list[str]: ...
 

@@ -192,6 +192,33 @@ tickets = sa.Table(
 
 _FEED_LOCK = 7242_0002
 
+# The statements of the per-message paths, built once: SQLAlchemy then only binds values. Building
+# a select/update/insert with its values on every call (coercing each value into a bound
+# parameter and computing the statement's cache key from them) cost more CPU than SQLite's work.
+_b = sa.bindparam
+_CONV = sa.select(conversations).where(conversations.c.id == _b("cid"))
+_CONV_FOR_UPDATE = _CONV.with_for_update()
+_CONV_AFTER_MESSAGE = conversations.update().where(conversations.c.id == _b("cid"))
+_MESSAGE_BY_CLIENT_ID = sa.select(messages).where(
+    messages.c.conversation_id == _b("cid"), messages.c.client_id == _b("client_id")
+)
+_INSERT_MESSAGE = messages.insert()
+_INSERT_FEED = feed.insert()
+_INSERT_OUTBOX = outbox.insert()
+_OUTBOX_OF = sa.select(outbox).where(outbox.c.conversation_id == _b("cid")).order_by(outbox.c.id)
+_MESSAGES_BY_ID = sa.select(messages).where(messages.c.id.in_(_b("ids", expanding=True)))
+_DELETE_OUTBOX = outbox.delete().where(outbox.c.id.in_(_b("ids", expanding=True)))
+_MARK_DELIVERED = (
+    conversations.update()
+    .where(conversations.c.id == _b("cid"), conversations.c.visitor_delivered_seq < _b("seq"))
+    .values(visitor_delivered_seq=_b("new_seq"))
+)
+_SESSION_AGENT = (
+    sa.select(agents)
+    .select_from(sessions.join(agents, sessions.c.username == agents.c.username))
+    .where(sessions.c.token_hash == _b("token_hash"), sessions.c.expires_at > _b("now"))
+)
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -385,7 +412,7 @@ class SqlConversationStore:
         self, conversation_id: str, metadata: Optional[Mapping[str, Any]] = None
     ) -> Conversation:
         def run(c: Connection) -> Conversation:
-            row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            row = c.execute(_CONV, {"cid": conversation_id}).first()
             if row is not None:
                 return _conversation(row)
             t = self._clock()
@@ -414,7 +441,7 @@ class SqlConversationStore:
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         def run(c: Connection) -> Conversation:
-            row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            row = c.execute(_CONV, {"cid": conversation_id}).first()
             if row is None:
                 raise ConversationNotFound(conversation_id)
             return _conversation(row)
@@ -461,30 +488,26 @@ class SqlConversationStore:
         meta: Optional[Mapping[str, Any]], client_id: Optional[str], t: float,
         route: Optional[Callable[[Conversation], Optional[OutboxKind]]] = None,
     ) -> tuple[Message, Event]:
-        before = c.execute(
-            sa.select(conversations).where(conversations.c.id == conversation_id).with_for_update()
-        ).first()
+        before = c.execute(_CONV_FOR_UPDATE, {"cid": conversation_id}).first()
         if before is None:
             raise ConversationNotFound(conversation_id)
+        conv_before = _conversation(before)
         # Decided under the row lock, so no status move can slip between the decision and the write.
-        kind = route(_conversation(before)) if route else None
+        kind = route(conv_before) if route else None
         preview = {} if role is Role.NOTE else {
             "last_role": role.value, "last_text": text[:300], "last_at": t,
         }
         seq = before.last_seq + 1
-        c.execute(
-            conversations.update()
-            .where(conversations.c.id == conversation_id)
-            .values(last_seq=seq, updated_at=t, **preview)
-        )
+        c.execute(_CONV_AFTER_MESSAGE, {"cid": conversation_id, "last_seq": seq, "updated_at": t, **preview})
         ins = c.execute(
-            messages.insert().values(
-                conversation_id=conversation_id, seq=seq, role=role.value, text=text,
-                author=author, author_name=author_name,
-                payload=_dumps(dict(payload)) if payload else None,
-                meta=_dumps(dict(meta)) if meta else None,
-                client_id=client_id, created_at=t,
-            )
+            _INSERT_MESSAGE,
+            {
+                "conversation_id": conversation_id, "seq": seq, "role": role.value, "text": text,
+                "author": author, "author_name": author_name,
+                "payload": _dumps(dict(payload)) if payload else None,
+                "meta": _dumps(dict(meta)) if meta else None,
+                "client_id": client_id, "created_at": t,
+            },
         )
         msg = Message(
             id=ins.inserted_primary_key[0], conversation_id=conversation_id, seq=seq, role=role,
@@ -492,10 +515,14 @@ class SqlConversationStore:
             payload=dict(payload) if payload else None, meta=dict(meta) if meta else None,
             client_id=client_id,
         )
-        conv_row = c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one()
+        # The row as just updated (locked, so nobody else changed it): no second read.
+        conv_after = dataclasses.replace(
+            conv_before, message_count=seq, updated_at=t,
+            last_message=LastMessage(role, text[:300], t) if preview else conv_before.last_message,
+        )
         event = self._insert_event(
             c, conversation_id, "message_created",
-            {"message": msg.as_dict(), "conversation": _conversation(conv_row).summary_dict()}, t,
+            {"message": msg.as_dict(), "conversation": conv_after.summary_dict()}, t,
         )
         if kind is not None:
             self._insert_outbox(c, conversation_id, (kind, {"message_id": msg.id}), t)
@@ -510,7 +537,7 @@ class SqlConversationStore:
             # commits (SQLite has a single writer anyway).
             c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK})
         ins = c.execute(
-            feed.insert().values(conversation_id=conversation_id, type=type_, data=_dumps(dict(data)), created_at=t)
+            _INSERT_FEED, {"conversation_id": conversation_id, "type": type_, "data": _dumps(dict(data)), "created_at": t}
         )
         return Event(id=ins.inserted_primary_key[0], type=type_, conversation_id=conversation_id, data=data, created_at=t)
 
@@ -521,10 +548,9 @@ class SqlConversationStore:
             return
         kind, payload = item
         c.execute(
-            outbox.insert().values(
-                conversation_id=conversation_id, kind=kind.value, payload=_dumps(dict(payload)),
-                attempts=0, created_at=t,
-            )
+            _INSERT_OUTBOX,
+            {"conversation_id": conversation_id, "kind": kind.value, "payload": _dumps(dict(payload)),
+             "attempts": 0, "created_at": t},
         )
 
     async def add_message(
@@ -543,11 +569,7 @@ class SqlConversationStore:
         def existing(c: Connection) -> Optional[Message]:
             if not client_id:
                 return None
-            row = c.execute(
-                sa.select(messages).where(
-                    messages.c.conversation_id == conversation_id, messages.c.client_id == client_id
-                )
-            ).first()
+            row = c.execute(_MESSAGE_BY_CLIENT_ID, {"cid": conversation_id, "client_id": client_id}).first()
             return _message(row) if row else None
 
         def run(c: Connection) -> tuple[Message, Optional[Event]]:
@@ -858,6 +880,13 @@ class SqlConversationStore:
             )
         await self._tx(run)
 
+    async def mark_delivered_many(self, marks: Mapping[str, int]) -> None:
+        """``mark_delivered`` for several conversations in one transaction."""
+        def run(c: Connection) -> None:
+            c.execute(_MARK_DELIVERED, [{"cid": cid, "seq": seq, "new_seq": seq} for cid, seq in marks.items()])
+        if marks:
+            await self._tx(run)
+
     # -- feed ----------------------------------------------------------------------------------
     async def events_after(self, last_id: int, limit: int = 500) -> list[Event]:
         def run(c: Connection) -> list[Event]:
@@ -881,6 +910,27 @@ class SqlConversationStore:
                 )
                 for r in c.execute(q)
             ]
+        return await self._tx(run)
+
+    async def outbox_work(
+        self, conversation_id: str
+    ) -> tuple[Optional[Conversation], list[OutboxItem], dict[int, Message]]:
+        """The conversation (None if it is gone), its pending outbox items in order and the messages
+        they name, read together: one transaction per batch the Rasa pipe sends."""
+        def run(c: Connection) -> tuple[Optional[Conversation], list[OutboxItem], dict[int, Message]]:
+            items = [
+                OutboxItem(
+                    id=r.id, conversation_id=r.conversation_id, kind=OutboxKind(r.kind),
+                    payload=_loads(r.payload) or {}, created_at=r.created_at, attempts=r.attempts,
+                )
+                for r in c.execute(_OUTBOX_OF, {"cid": conversation_id})
+            ]
+            if not items:
+                return None, [], {}
+            row = c.execute(_CONV, {"cid": conversation_id}).first()
+            ids = sorted({int(i.payload["message_id"]) for i in items if isinstance(i.payload.get("message_id"), int)})
+            found = {r.id: _message(r) for r in c.execute(_MESSAGES_BY_ID, {"ids": ids})} if ids else {}
+            return (_conversation(row) if row is not None else None), items, found
         return await self._tx(run)
 
     async def conversations_with_pending_outbox(self, exclude_leased_at: Optional[float] = None) -> list[str]:
@@ -927,7 +977,7 @@ class SqlConversationStore:
         if not item_ids:
             return
         def run(c: Connection) -> None:
-            c.execute(outbox.delete().where(outbox.c.id.in_(list(item_ids))))
+            c.execute(_DELETE_OUTBOX, {"ids": list(item_ids)})
         await self._tx(run)
 
     async def bump_outbox_attempts(self, item_ids: Sequence[int]) -> None:
@@ -1077,12 +1127,7 @@ class SqlConversationStore:
 
     async def session_agent(self, token_hash: str, now_: float) -> Optional[Agent]:
         def run(c: Connection) -> Optional[Agent]:
-            q = (
-                sa.select(agents)
-                .select_from(sessions.join(agents, sessions.c.username == agents.c.username))
-                .where(sessions.c.token_hash == token_hash, sessions.c.expires_at > now_)
-            )
-            row = c.execute(q).first()
+            row = c.execute(_SESSION_AGENT, {"token_hash": token_hash, "now": now_}).first()
             return _agent(row) if row else None
         return await self._tx(run)
 

@@ -133,6 +133,37 @@ async def test_the_outbox_keeps_order_and_forgets_finished_items(store: SqlConve
     assert await store.conversations_with_pending_outbox() == ["c-1"]
 
 
+async def test_outbox_work_reads_the_conversation_items_and_messages_together(store: SqlConversationStore) -> None:
+    assert await store.outbox_work("c-1") == (None, [], {})
+    await store.get_or_create_conversation("c-1")
+    sent = [(await store.add_message("c-1", Role.VISITOR, f"m{i}", route=lambda _c: OutboxKind.LOG))[0]
+            for i in range(3)]
+    conv, items, messages = await store.outbox_work("c-1")
+    assert conv is not None and conv.id == "c-1" and conv.message_count == 3
+    assert [i.id for i in items] == [i.id for i in await store.pending_outbox("c-1")]
+    assert [messages[i.payload["message_id"]] for i in items] == sent
+
+
+async def test_the_feed_event_of_a_message_shows_the_conversation_after_it(store: SqlConversationStore) -> None:
+    await store.get_or_create_conversation("c-1")
+    await store.add_message("c-1", Role.VISITOR, "first")
+    msg, ev = await store.add_message("c-1", Role.VISITOR, "second " * 60)
+    assert ev is not None
+    stored = await store.get_conversation("c-1")
+    assert ev.data["conversation"] == stored.summary_dict()
+    assert ev.data["conversation"]["message_count"] == msg.seq == 2
+    _note, ev = await store.add_message("c-1", Role.NOTE, "internal")
+    assert ev is not None and ev.data["conversation"] == (await store.get_conversation("c-1")).summary_dict()
+
+
+async def test_delivery_marks_of_several_conversations_only_move_forward(store: SqlConversationStore) -> None:
+    for cid in ("c-1", "c-2"):
+        await store.get_or_create_conversation(cid)
+    await store.mark_delivered_many({"c-1": 3, "c-2": 5})
+    await store.mark_delivered_many({"c-1": 2, "c-2": 6})
+    assert [(await store.get_conversation(c)).visitor_delivered_seq for c in ("c-1", "c-2")] == [3, 6]
+
+
 async def test_an_outbox_lease_is_exclusive_until_it_expires(store: SqlConversationStore) -> None:
     await store.get_or_create_conversation("c-1")
     await store.add_message("c-1", Role.VISITOR, "m", route=lambda _c: OutboxKind.TURN)
