@@ -224,6 +224,8 @@ def _run(args: argparse.Namespace) -> int:
             f"  Visitor page : {stack.gateway_url}/\n"
             f"  Agent inbox  : {stack.gateway_url}/inbox   (log in as sarah / {demo_password})\n"
             f"  Logs         : {stack.run_dir}/*.log\n"
+            "  Log in to the inbox before asking for a person: with no agent available the bot\n"
+            "  takes a message instead (a ticket in the inbox).\n"
             "  Stop with Ctrl+C.\n",
             flush=True,
         )
