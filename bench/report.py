@@ -169,6 +169,18 @@ def pct_core(d: dict[str, Any], key: str) -> str:
     return f(100 * d.get(key, 0) / wall) + " %" if wall else "–"
 
 
+def store_busy(prod: dict[str, Any]) -> str:
+    prof = prod.get("profile") or {}
+    busy = dict(prof.get("threads_pct_of_time") or [])
+    share = busy.get("handoff-store_0")
+    if share is None:
+        return ""
+    return (f" What queues is our code: py-spy found the store's one worker thread (SQLite has one writer) "
+            f"outside its idle frame in {f(share)} % of its samples at N={prof.get('level')} "
+            f"(see *Where the gateway's time goes*), so messages wait for it; the event loop was busy in "
+            f"{f(busy.get('MainThread'))} %.")
+
+
 def why_md(res: dict[str, Any]) -> str:
     """For each target this run missed: what the floor itself does at the same load, and where the
     machine's two cores went, so a failure on this hardware can be told from one in our code."""
@@ -194,7 +206,8 @@ def why_md(res: dict[str, Any]) -> str:
             f"the floor relay's server used {pct_core(relay, 'server_cpu_s')} and its client "
             f"{pct_core(relay, 'client_cpu_s')}. Per forwarded message the gateway spends "
             f"{f(1000 * lv.get('gateway_cpu_s', 0) / max(1, 2 * lv['rounds']), 2)} ms of CPU, the bare relay "
-            f"{f(1000 * relay.get('server_cpu_s', 0) / max(1, 2 * relay['rounds']), 2)} ms.")
+            f"{f(1000 * relay.get('server_cpu_s', 0) / max(1, 2 * relay['rounds']), 2)} ms."
+            + store_busy(prod))
     mx, fmx = prod.get("mixed"), floor.get("mixed")
     if mx and fmx:
         worst = worst_p99(mx["forwarding"])
@@ -208,7 +221,17 @@ def why_md(res: dict[str, Any]) -> str:
                 f"human stretch); the floor run had no Rasa at all (server {pct_core(fmx, 'server_cpu_s')}, client "
                 f"{pct_core(fmx, 'client_cpu_s')}). The gateway's forwarding never waits for Rasa, but on "
                 f"{res['machine']['cores']} cores shared with Rasa's inference, the client and other tenants "
-                f"(load average {f(mx.get('loadavg', [None])[0], 2)}), it waits for a core.")
+                f"(load average {f(mx.get('loadavg', [None])[0], 2)}), it waits for a core, and for the "
+                f"store's worker thread, which the bot turns' messages use too.")
+    h = prod.get("handoff", {}).get("idle", {}).get("action_end_to_sse", {})
+    if h.get("p95") and h["p95"] > 50:
+        base = next((r for r in res.get("ab", {}).get("runs", []) if r.get("code") != "working tree"), None)
+        bh = (base or {}).get("handoff", {}).get("idle", {}).get("action_end_to_sse", {})
+        out.append(
+            f"* **Hand-off visible to agents.** p95 {f(h['p95'])} ms over {h.get('n')} hand-offs (p50 {f(h.get('p50'))})"
+            + (f"; the older code ({base.get('code')}) in the same run: p95 {f(bh.get('p95'))} ms (p50 "
+               f"{f(bh.get('p50'))})" if bh.get("p95") else "")
+            + ". With 30 samples the p95 is the 2nd-worst hand-off, and it moves with the machine's load.")
     bt = prod.get("bot_turns")
     if bt and bt["ours"].get("p50") and bt["stock"].get("p50") and bt["ours"]["p50"] > 1.05 * bt["stock"]["p50"]:
         out.append(
