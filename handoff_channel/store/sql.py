@@ -683,42 +683,52 @@ class SqlConversationStore:
             )
             if res.rowcount != 1:  # lost a race on a database without row locks
                 raise Conflict(f"Conversation {conversation_id!r} changed meanwhile; try again.")
-            if actor_name:
-                entry_detail.setdefault("actor_name", actor_name)
-            ins = c.execute(
-                timeline.insert().values(
-                    conversation_id=conversation_id, kind=move.value, from_status=current.value,
-                    to_status=target.value, actor=actor, detail=_dumps(entry_detail), created_at=t,
-                )
-            )
-            entry = TimelineEntry(
-                id=ins.inserted_primary_key[0], conversation_id=conversation_id, kind=move.value,
-                from_status=current, to_status=target, actor=actor, detail=entry_detail, created_at=t,
-            )
-            events: list[Event] = []
-            if system_text:
-                # What the visitor is told ("Sarah joined the chat") is part of the record: it is
-                # stored, relayed to the widget and logged into the tracker like any message.
-                joined_name = assign_to[1] if assign_to else actor_name
-                _msg, ev = self._insert_message(
-                    c, conversation_id, Role.SYSTEM, system_text, author=actor, author_name=actor_name,
-                    payload={"handoff": {"status": target.value, "agent_name": joined_name}}, meta=None,
-                    client_id=None, t=t, route=lambda _conv: OutboxKind.LOG,
-                )
-                events.append(ev)
-            conv = _conversation(
-                c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one()
-            )
-            events.append(
-                self._insert_event(
-                    c, conversation_id, "conversation_updated",
-                    {"conversation": conv.summary_dict(), "timeline": entry.as_dict()}, t,
-                )
+            joined_name = assign_to[1] if assign_to else actor_name
+            conv, entry, events = self._record_entry(
+                c, conversation_id, move.value, current, target, actor, actor_name, entry_detail, t,
+                system_text, {"handoff": {"status": target.value, "agent_name": joined_name}},
             )
             self._insert_outbox(c, conversation_id, outbox, t)
             return conv, entry, events
 
         return await self._tx(run)
+
+    def _record_entry(
+        self, c: Connection, conversation_id: str, kind: str, from_status: Status, to_status: Status,
+        actor: str, actor_name: Optional[str], detail: dict[str, Any], t: float,
+        system_text: Optional[str], system_payload: Optional[Mapping[str, Any]],
+    ) -> tuple[Conversation, TimelineEntry, list[Event]]:
+        """The timeline entry of a change, what the visitor is told about it, and the
+        ``conversation_updated`` event with the conversation's new row."""
+        if actor_name:
+            detail.setdefault("actor_name", actor_name)
+        ins = c.execute(
+            timeline.insert().values(
+                conversation_id=conversation_id, kind=kind, from_status=from_status.value,
+                to_status=to_status.value, actor=actor, detail=_dumps(detail), created_at=t,
+            )
+        )
+        entry = TimelineEntry(
+            id=ins.inserted_primary_key[0], conversation_id=conversation_id, kind=kind,
+            from_status=from_status, to_status=to_status, actor=actor, detail=detail, created_at=t,
+        )
+        events: list[Event] = []
+        if system_text:
+            # What the visitor is told ("Sarah joined the chat") is part of the record: it is
+            # stored, relayed to the widget and logged into the tracker like any message.
+            _msg, ev = self._insert_message(
+                c, conversation_id, Role.SYSTEM, system_text, author=actor, author_name=actor_name,
+                payload=system_payload, meta=None, client_id=None, t=t, route=lambda _conv: OutboxKind.LOG,
+            )
+            events.append(ev)
+        conv = _conversation(c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one())
+        events.append(
+            self._insert_event(
+                c, conversation_id, "conversation_updated",
+                {"conversation": conv.summary_dict(), "timeline": entry.as_dict()}, t,
+            )
+        )
+        return conv, entry, events
 
     async def note_timeline(
         self,
@@ -751,37 +761,10 @@ class SqlConversationStore:
                 ).first()
                 if seen is not None:
                     return None
-            t = self._clock()
-            entry_detail = dict(detail or {})
-            if actor_name:
-                entry_detail.setdefault("actor_name", actor_name)
-            ins = c.execute(
-                timeline.insert().values(
-                    conversation_id=conversation_id, kind=kind, from_status=status.value,
-                    to_status=status.value, actor=actor, detail=_dumps(entry_detail), created_at=t,
-                )
+            return self._record_entry(
+                c, conversation_id, kind, status, status, actor, actor_name, dict(detail or {}),
+                self._clock(), system_text, system_payload,
             )
-            entry = TimelineEntry(
-                id=ins.inserted_primary_key[0], conversation_id=conversation_id, kind=kind,
-                from_status=status, to_status=status, actor=actor, detail=entry_detail, created_at=t,
-            )
-            events: list[Event] = []
-            if system_text:
-                _msg, ev = self._insert_message(
-                    c, conversation_id, Role.SYSTEM, system_text, author=actor, author_name=actor_name,
-                    payload=system_payload, meta=None, client_id=None, t=t, route=lambda _conv: OutboxKind.LOG,
-                )
-                events.append(ev)
-            conv = _conversation(
-                c.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).one()
-            )
-            events.append(
-                self._insert_event(
-                    c, conversation_id, "conversation_updated",
-                    {"conversation": conv.summary_dict(), "timeline": entry.as_dict()}, t,
-                )
-            )
-            return conv, entry, events
 
         return await self._tx(run)
 
