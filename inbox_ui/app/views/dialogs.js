@@ -101,9 +101,21 @@ export function openHandback(id) {
 
 /** Resolve, with an optional note. Irreversible for the agent, so it asks first. */
 export function openResolve(id) {
-  const note = h("textarea", { rows: 3, name: "note", placeholder: "Optional: how it was solved, for the record", attrs: { "aria-label": "Note" } });
+  noteDialog({
+    title: "Resolve the conversation",
+    intro: "It moves to Resolved and the bot looks after the visitor again. A new request for a person opens it again.",
+    placeholder: "Optional: how it was solved, for the record",
+    label: "Resolve",
+    act: (note) => resolve(id, note),
+  });
+}
+
+/** A dialog with an optional note and one action. ``act(note)`` resolves to an error to show, or
+ * null when done (the dialog closes). */
+function noteDialog({ title, intro, placeholder, label, act }) {
+  const note = h("textarea", { rows: 3, name: "note", placeholder, attrs: { "aria-label": "Note" } });
   const error = h("p", { class: "form-error", attrs: { role: "alert" } });
-  const submit = h("button", { class: "btn btn-primary", type: "submit" }, "Resolve");
+  const submit = h("button", { class: "btn btn-primary", type: "submit" }, label);
   const form = h(
     "form",
     { class: "form" },
@@ -114,13 +126,12 @@ export function openResolve(id) {
       h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
       submit),
   );
-  const dlg = dialog("Resolve the conversation",
-    h("p", { class: "muted" }, "It moves to Resolved and the bot looks after the visitor again. A new request for a person opens it again."), form);
+  const dlg = dialog(title, h("p", { class: "muted" }, intro), form);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;
     error.textContent = "";
-    const problem = await resolve(id, note.value.trim());
+    const problem = await act(note.value.trim());
     if (problem) {
       error.textContent = problem;
       submit.disabled = false;
@@ -208,68 +219,32 @@ export function openTransfer(id) {
 
 /** Escalate to a supervisor, with a note saying why. */
 export function openEscalate(id) {
-  const note = h("textarea", { rows: 3, name: "note", placeholder: "Optional: why it needs a supervisor", attrs: { "aria-label": "Note" } });
-  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
-  const submit = h("button", { class: "btn btn-primary", type: "submit" }, "Escalate");
-  const form = h(
-    "form",
-    { class: "form" },
-    h("label", { class: "field" }, h("span", null, "Note"), note),
-    error,
-    h("div", { class: "dialog-actions" },
-      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
-      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
-      submit),
-  );
-  const dlg = dialog("Escalate to a supervisor",
-    h("p", { class: "muted" }, "The conversation is assigned to the available supervisor with the fewest conversations. The visitor is told who joined."), form);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    submit.disabled = true;
-    error.textContent = "";
-    try {
-      await escalate(id, note.value.trim());
-      dlg.close();
-    } catch (err) {
-      error.textContent = explain(err);
-      submit.disabled = false;
-    }
+  noteDialog({
+    title: "Escalate to a supervisor",
+    intro: "The conversation is assigned to the available supervisor with the fewest conversations. The visitor is told who joined.",
+    placeholder: "Optional: why it needs a supervisor",
+    label: "Escalate",
+    act: async (note) => {
+      try {
+        await escalate(id, note);
+        return null;
+      } catch (err) {
+        return explain(err);
+      }
+    },
   });
-  note.focus();
 }
 
 /** Mark an offline ticket done, with an optional note (e.g. "replied by email"). */
 export function openCloseTicket(id) {
   const t = state.tickets.get(id);
-  const note = h("textarea", { rows: 3, name: "note", placeholder: "Optional: what you did, e.g. “Replied by email with the return label”", attrs: { "aria-label": "Note" } });
-  const error = h("p", { class: "form-error", attrs: { role: "alert" } });
-  const submit = h("button", { class: "btn btn-primary", type: "submit" }, "Mark done");
-  const form = h(
-    "form",
-    { class: "form" },
-    h("label", { class: "field" }, h("span", null, "Note"), note),
-    error,
-    h("div", { class: "dialog-actions" },
-      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
-      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
-      submit),
-  );
-  const dlg = dialog("Mark the ticket done",
-    h("p", { class: "muted" }, t && t.email ? `Answer ${t.email} by email first; this only records that it is handled.` : "This records that the ticket is handled."),
-    form);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    submit.disabled = true;
-    error.textContent = "";
-    const problem = await closeTicket(id, note.value.trim());
-    if (problem) {
-      error.textContent = problem;
-      submit.disabled = false;
-    } else {
-      dlg.close();
-    }
+  noteDialog({
+    title: "Mark the ticket done",
+    intro: t && t.email ? `Answer ${t.email} by email first; this only records that it is handled.` : "This records that the ticket is handled.",
+    placeholder: "Optional: what you did, e.g. “Replied by email with the return label”",
+    label: "Mark done",
+    act: (note) => closeTicket(id, note),
   });
-  note.focus();
 }
 
 /** Save a reply to insert later by typing /shortcut. */
