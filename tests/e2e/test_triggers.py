@@ -12,7 +12,7 @@ import pytest
 from handoff_channel.devstack import Stack
 
 from ..support import AgentClient, Visitor
-from .tracker import tracker_events, wait_tracker
+from .tracker import wait_tracker
 
 pytestmark = pytest.mark.e2e
 
@@ -208,6 +208,8 @@ async def test_resolved_handback_drops_the_interrupted_form(stack: Stack, sarah:
     answer = await bot_answers(visitor, "5 stars")
     assert any("5 out of 5" in t for t in answer)
     assert not any("order number" in t for t in answer)
-    events = tracker_events(stack.tracker_db, cid)
+    # The visitor sees the bot's words as Rasa utters them, a moment before Rasa saves the turn.
+    events = await wait_tracker(stack.tracker_db, cid, lambda ev: any(
+        e["event"] == "slot" and e.get("name") == "handoff_rating" for e in ev))
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["handoff_rating"] == 5.0
     await visitor.close()
