@@ -7,6 +7,14 @@ import { api } from "../lib/api.js";
 import { handBack, resolve, explain, transfer, escalate, closeTicket } from "../lib/actions.js";
 import { AVAILABILITY_LABEL } from "../lib/format.js";
 
+/** A dialog's buttons: the Ctrl+Enter hint, Cancel (``close``) and the submit button. */
+function actions(close, submit) {
+  return h("div", { class: "dialog-actions" },
+    h("span", { class: "muted small hint" }, "Ctrl+Enter"),
+    h("button", { class: "btn", type: "button", on: { click: close } }, "Cancel"),
+    submit);
+}
+
 function dialog(title, ...body) {
   const el = h("dialog", { class: "dialog", attrs: { "aria-label": title } });
   mount(el, h("h2", null, title), ...body);
@@ -69,10 +77,7 @@ export function openHandback(id) {
       factRows,
       h("button", { class: "link", type: "button", on: { click: () => addFact().focus() } }, "+ Add a fact")),
     error,
-    h("div", { class: "dialog-actions" },
-      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
-      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
-      submit),
+    actions(() => dlg.close(), submit),
   );
   const dlg = dialog("Hand back to the bot", h("p", { class: "muted" }, "The visitor is told that the assistant is back; the bot picks up from here."), form);
 
@@ -121,10 +126,7 @@ function noteDialog({ title, intro, placeholder, label, act }) {
     { class: "form" },
     h("label", { class: "field" }, h("span", null, "Note"), note),
     error,
-    h("div", { class: "dialog-actions" },
-      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
-      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
-      submit),
+    actions(() => dlg.close(), submit),
   );
   const dlg = dialog(title, h("p", { class: "muted" }, intro), form);
   form.addEventListener("submit", async (e) => {
@@ -156,10 +158,7 @@ export function openTransfer(id) {
     list,
     h("label", { class: "field" }, h("span", null, "Note"), note),
     error,
-    h("div", { class: "dialog-actions" },
-      h("span", { class: "muted small hint" }, "Ctrl+Enter"),
-      h("button", { class: "btn", type: "button", on: { click: () => dlg.close() } }, "Cancel"),
-      submit),
+    actions(() => dlg.close(), submit),
   );
   const dlg = dialog("Transfer the conversation",
     h("p", { class: "muted" }, "To a person: it is assigned to them at once and the visitor is told who joined. To a team: it goes back to the queue for that team."),
