@@ -366,7 +366,7 @@ class SqlConversationStore:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
 
-            workers = 1
+            workers = 0
         else:
             engine = sa.create_engine(
                 self.url, future=True, pool_size=self._pool_size, pool_pre_ping=True,
@@ -374,7 +374,14 @@ class SqlConversationStore:
             )
             workers = self._pool_size
         self._engine = engine
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-store")
+        # SQLite runs on the event loop itself: a transaction is a few hundred microseconds of
+        # local work (WAL, synchronous=NORMAL), less than handing it to a thread costs. With a
+        # worker thread, every sqlite3 call that released the GIL had to win it back from the
+        # busy event loop (up to the 5 ms switch interval each time), and the one worker became
+        # the queue every message waited in (docs/benchmarks.md, "Where the gateway's time goes").
+        # PostgreSQL waits on the network, so it keeps a pool of threads.
+        if workers:
+            self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-store")
         from .migrate import upgrade
 
         await self._run(lambda: upgrade(engine))
@@ -388,12 +395,12 @@ class SqlConversationStore:
         self._executor = None
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        if self._executor is None:
+        if self._engine is None:
             await self.open()
-        assert self._executor is not None
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn)
+            if self._executor is None:
+                return fn()  # SQLite: on the loop (see open)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
