@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -107,6 +108,10 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
                 log.exception("unclaimed conversations sweep failed; retrying")
 
     async def start(app: Sanic, _loop: Any) -> None:
+        # The store's threads (PostgreSQL) give up the GIL on every network wait and must win it
+        # back from the event loop: at CPython's default 5 ms switch interval a transaction of a
+        # few round trips waited tens of milliseconds while holding its row and feed locks.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
         await store.open()
         await bus.open()
         await visitors.start()

@@ -527,12 +527,13 @@ class SqlConversationStore:
             conv_before, message_count=seq, updated_at=t,
             last_message=LastMessage(role, text[:300], t) if preview else conv_before.last_message,
         )
+        if kind is not None:
+            self._insert_outbox(c, conversation_id, (kind, {"message_id": msg.id}), t)
+        # The feed row last: on PostgreSQL it takes the feed lock, held until the commit.
         event = self._insert_event(
             c, conversation_id, "message_created",
             {"message": msg.as_dict(), "conversation": conv_after.summary_dict()}, t,
         )
-        if kind is not None:
-            self._insert_outbox(c, conversation_id, (kind, {"message_id": msg.id}), t)
         return msg, event
 
     def _insert_event(
