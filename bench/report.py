@@ -221,8 +221,8 @@ def why_md(res: dict[str, Any]) -> str:
                 f"human stretch); the floor run had no Rasa at all (server {pct_core(fmx, 'server_cpu_s')}, client "
                 f"{pct_core(fmx, 'client_cpu_s')}). The gateway's forwarding never waits for Rasa, but on "
                 f"{res['machine']['cores']} cores shared with Rasa's inference, the client and other tenants "
-                f"(load average {f(mx.get('loadavg', [None])[0], 2)}), it waits for a core, and for the "
-                f"store's worker thread, which the bot turns' messages use too.")
+                f"(load average {f(mx.get('loadavg', [None])[0], 2)}), it waits for a core, and its event loop "
+                f"also stores and relays the 150 bot-owned visitors' turns.")
     h = prod.get("handoff", {}).get("idle", {}).get("action_end_to_sse", {})
     if h.get("p95") and h["p95"] > 50:
         base = next((r for r in res.get("ab", {}).get("runs", []) if r.get("code") != "working tree"), None)
@@ -387,8 +387,9 @@ def render(res: dict[str, Any], png_names: list[str], png_rel: str) -> tuple[str
                    f"{f(prof.get('v2a', {}).get('p99'))} ms, a→v p99 {f(prof.get('a2v', {}).get('p99'))} ms). "
                    f"CPU meanwhile (from /proc, % of one core): gateway {f(prof.get('cpu_pct_of_core', {}).get('gateway'))}, "
                    f"Rasa {f(prof.get('cpu_pct_of_core', {}).get('rasa'))}.\n\n"
-                   "Share of samples per thread (\"waiting\": the store worker waiting for a job, or the event "
-                     "loop inside uvloop, which is either idle or doing socket I/O):\n\n"
+                   "Share of samples per thread (\"waiting\": the event loop inside uvloop, which is either idle or "
+                   "doing socket I/O, or a store thread waiting for a job; SQLite's store has none, it runs on "
+                   "the loop):\n\n"
                    + md_table(["thread", "% of samples"], [[t, f(p)] for t, p in prof["threads_pct_of_time"]])
                    + "\n\nInnermost `handoff_channel` frame on the stack:\n\n"
                    + md_table(["thread · frame", "% of samples"], [[t.replace("|", "·"), f(p)] for t, p in prof["own_frames_pct"]])
@@ -564,6 +565,17 @@ def ab_table(res: dict[str, Any]) -> str:
         if k in floor.get("levels", {}):
             rows.append([f"N={n} floor echo p99 / relay v→a p99, ms (same run)",
                          *[f"{f(floor['levels'][k]['echo'].get('p99'))} / {f(floor['levels'][k]['relay']['v2a'].get('p99'))}"] * len(runs)])
+    for n in sorted({int(k) for r in runs for k in (r.get("scale_out") or {}).get("levels", {})}):
+        k = str(n)
+        for d, label in (("v2a", "visitor → agent SSE"), ("a2v", "agent → visitor")):
+            for q in ("p50", "p95", "p99"):
+                row(f"scale-out N={n} {label} {q}, ms", lambda r, d=d, q=q, k=k: r["scale_out"]["levels"][k][d][q])
+        row(f"scale-out N={n} rounds / errors+lost+late",
+            lambda r, k=k: f"{r['scale_out']['levels'][k]['rounds']} / {problems(r['scale_out']['levels'][k])}")
+        row(f"scale-out N={n} both gateways' CPU ms/msg",
+            lambda r, k=k: 1000 * (r["scale_out"]["levels"][k]["gateway_cpu_s"] + r["scale_out"]["levels"][k]["gateway2_cpu_s"])
+            / (2 * r["scale_out"]["levels"][k]["rounds"]), 2)
+        row(f"scale-out N={n} load average (1 min) at the end", lambda r, k=k: r["scale_out"]["levels"][k]["loadavg"][0], 2)
     for d, label in (("v2a", "visitor → agent SSE"), ("a2v", "agent → visitor")):
         for q in ("p50", "p99"):
             row(f"mixed {label} {q}, ms", lambda r, d=d, q=q: r["mixed"]["forwarding"][d][q])

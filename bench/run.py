@@ -251,7 +251,8 @@ def product_phase(args: argparse.Namespace, work: Path, model: Path, code_root: 
         stack.stop()
 
 
-def scale_out_phase(args: argparse.Namespace, work: Path, model: Path) -> dict[str, Any]:
+def scale_out_phase(args: argparse.Namespace, work: Path, model: Path, code_root: Optional[Path] = None,
+                    tag: str = "") -> dict[str, Any]:
     """Two gateways on one PostgreSQL store and the Redis bus, behind nginx (deploy/nginx-native.sh,
     the production routing); one Rasa behind both (the forwarding path does not go through Rasa)."""
     import sqlalchemy as sa
@@ -272,8 +273,9 @@ def scale_out_phase(args: argparse.Namespace, work: Path, model: Path) -> dict[s
     token = "bench-" + secrets.token_hex(16)
     common: dict[str, Any] = dict(model=model, token=token, db_url=db_url, bus_url=bus, actions_port=free_port(),
                                   rasa_port=free_port(), extra_env=dict(kv.split("=", 1) for kv in args.stack_env))
-    a = CodeStack(run_dir=work / "scale-a", gateway_port=free_port(), **common)
-    b = CodeStack(run_dir=work / "scale-b", gateway_port=free_port(), **common)
+    a = CodeStack(run_dir=work / f"scale-a{tag}", gateway_port=free_port(), **common)
+    b = CodeStack(run_dir=work / f"scale-b{tag}", gateway_port=free_port(), **common)
+    a.code_root = b.code_root = code_root
     lb_port = free_port()
     nginx: Optional[subprocess.Popen[bytes]] = None
     try:
@@ -295,7 +297,7 @@ def scale_out_phase(args: argparse.Namespace, work: Path, model: Path) -> dict[s
         say(f"ready: gateways pid {a.procs['gateway'].pid} and {b.procs['gateway'].pid}, nginx on {lb_port}")
         levels = args.scale_out_levels or ("10" if args.quick else "100,500")
         result = run_client(
-            args.client_python, "product", work / "scale-out.json", 1800 if not args.quick else 240,
+            args.client_python, "product", work / f"scale-out{tag}.json", 1800 if not args.quick else 240,
             url=f"http://127.0.0.1:{lb_port}", pid=a.procs["gateway"].pid, pid2=b.procs["gateway"].pid,
             rasa_pid=a.procs["rasa"].pid, tracker_db=a.tracker_db, password=AGENT_PASSWORD, quick=args.quick,
             parts="levels", levels=levels, pin="gw1,gw2",
@@ -309,6 +311,17 @@ def scale_out_phase(args: argparse.Namespace, work: Path, model: Path) -> dict[s
         with admin_engine.connect() as c:
             c.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         admin_engine.dispose()
+
+
+def run_scale_out(args: argparse.Namespace, work: Path, model: Path, code_root: Optional[Path] = None,
+                  tag: str = "") -> dict[str, Any]:
+    say("phase: scale-out" + (f" (handoff_channel from {code_root})" if code_root else ""))
+    try:
+        return scale_out_phase(args, work, model, code_root, tag)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        # The other phases' numbers still count; the report says the scale-out is missing.
+        say(f"the scale-out phase failed: {exc}")
+        return {"error": str(exc)}
 
 
 def main() -> int:
@@ -335,6 +348,8 @@ def main() -> int:
     ap.add_argument("--scale-out", action="store_true", help="add the two-gateway phase (PostgreSQL + Redis + nginx)")
     ap.add_argument("--scale-out-levels", default="", help="N of the scale-out phase (default 100,500; quick: 10)")
     ap.add_argument("--only-scale-out", action="store_true", help="run only the scale-out phase (and the floor)")
+    ap.add_argument("--ab-scale-out", action="store_true", help="with --baseline and --scale-out: run the scale-out "
+                    "phase once per version too (implied by --only-scale-out)")
     args = ap.parse_args()
     # Absolute: the servers run in bot/, the client in the repository root.
     args.overlay = args.overlay.resolve()
@@ -364,7 +379,8 @@ def main() -> int:
         say("phase: the floor")
         results["floor"] = floor_phase(args, work)
         results["floor"]["loadavg_end"] = os.getloadavg()
-    if args.baseline and not args.only_scale_out:
+    ab_scale = bool(args.baseline) and (args.only_scale_out or (args.scale_out and args.ab_scale_out))
+    if args.baseline:
         codes = [extract(ref) for ref in args.baseline]
         results["ab"] = {"baseline": codes[0][1], "runs": []}
         for r in range(args.ab_rounds):
@@ -372,31 +388,32 @@ def main() -> int:
             if r % 2:
                 order.reverse()
             for label, root in order:
-                say(f"phase: the product, {label} code, round {r + 1}")
-                if root is not None and args.ab_levels:
-                    # Only the levels the A/B compares, so the older code's phase stays short.
-                    res = product_phase(argparse.Namespace(**{**vars(args), "levels": args.ab_levels,
-                                                              "parts": args.ab_parts or args.parts}),
-                                        work, model, root, tag=f"-{label}-{r}")
-                else:
-                    res = product_phase(args, work, model, root, tag=f"-{label}-{r}")
+                res: dict[str, Any] = {}
+                if not args.only_scale_out:
+                    say(f"phase: the product, {label} code, round {r + 1}")
+                    if root is not None and args.ab_levels:
+                        # Only the levels the A/B compares, so the older code's phase stays short.
+                        res = product_phase(argparse.Namespace(**{**vars(args), "levels": args.ab_levels,
+                                                                  "parts": args.ab_parts or args.parts}),
+                                            work, model, root, tag=f"-{label}-{r}")
+                    else:
+                        res = product_phase(args, work, model, root, tag=f"-{label}-{r}")
+                if ab_scale:
+                    res["scale_out"] = run_scale_out(args, work, model, root, tag=f"-{label}-{r}")
                 res["label"] = label
                 res["code"] = label if root else "working tree"
                 results["ab"]["runs"].append(res)
                 if root is None:
-                    results["product"] = res
+                    if not args.only_scale_out:
+                        results["product"] = res
+                    if ab_scale:
+                        results["scale_out"] = res["scale_out"]
     elif not args.only_scale_out:
         code = extract(args.code) if args.code else None
         say("phase: the product" + (f" (handoff_channel at {code[1]})" if code else ""))
         results["product"] = product_phase(args, work, model, code[0] if code else None)
-    if args.scale_out or args.only_scale_out:
-        say("phase: scale-out")
-        try:
-            results["scale_out"] = scale_out_phase(args, work, model)
-        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            # The other phases' numbers still count; the report says the scale-out is missing.
-            say(f"the scale-out phase failed: {exc}")
-            results["scale_out"] = {"error": str(exc)}
+    if (args.scale_out or args.only_scale_out) and not ab_scale:
+        results["scale_out"] = run_scale_out(args, work, model)
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["elapsed_s"] = round(time.time() - started)
     out = args.results or (work / "results.json")
