@@ -1,6 +1,7 @@
 """SQL adapter of the conversation store (SQLAlchemy 1.4 Core). SQLite file by default,
-PostgreSQL in production; the schema is the same. Every call runs in a worker thread so a slow disk
-or database never blocks the event loop (one thread for SQLite, which allows one writer anyway).
+PostgreSQL in production; the schema is the same. PostgreSQL calls run on a pool of worker threads,
+so a slow database never blocks the event loop; SQLite transactions (local, a few hundred
+microseconds) run on the loop itself, one at a time, as SQLite allows one writer anyway.
 
 Each use case is one transaction: a message, its feed event and its Rasa outbox item are written
 together, so a crash never leaves a message the inbox saw but Rasa will never log, or vice versa."""
@@ -367,7 +368,7 @@ class SqlConversationStore:
         if self._engine is not None:
             return
         if self._sqlite:
-            # One pooled connection, used by the one store thread: without a pool SQLAlchemy
+            # One pooled connection, used on the event loop: without a pool SQLAlchemy
             # opens a connection per transaction, re-runs the PRAGMAs and checkpoints the WAL on
             # every close (docs/benchmarks.md: that was most of the gateway's per-message cost).
             engine = sa.create_engine(
