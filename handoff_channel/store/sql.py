@@ -385,22 +385,19 @@ class SqlConversationStore:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
 
-            workers = 0
+            # No executor: SQLite runs on the event loop itself. A transaction is a few hundred
+            # microseconds of local work (WAL, synchronous=NORMAL), less than handing it to a
+            # thread costs. With a worker thread, every sqlite3 call that released the GIL had to
+            # win it back from the busy event loop (up to the 5 ms switch interval each time), and
+            # the one worker became the queue every message waited in (docs/benchmarks.md).
         else:
             engine = sa.create_engine(
                 self.url, future=True, pool_size=self._pool_size, pool_pre_ping=True,
                 max_overflow=4,
             )
-            workers = self._pool_size
+            # PostgreSQL waits on the network, so it runs on a pool of threads.
+            self._executor = ThreadPoolExecutor(max_workers=self._pool_size, thread_name_prefix="handoff-store")
         self._engine = engine
-        # SQLite runs on the event loop itself: a transaction is a few hundred microseconds of
-        # local work (WAL, synchronous=NORMAL), less than handing it to a thread costs. With a
-        # worker thread, every sqlite3 call that released the GIL had to win it back from the
-        # busy event loop (up to the 5 ms switch interval each time), and the one worker became
-        # the queue every message waited in (docs/benchmarks.md, "Where the gateway's time goes").
-        # PostgreSQL waits on the network, so it keeps a pool of threads.
-        if workers:
-            self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-store")
         from .migrate import upgrade
 
         await self._run(lambda: upgrade(engine))
