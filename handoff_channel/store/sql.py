@@ -12,6 +12,8 @@ import asyncio
 import dataclasses
 import json
 import logging
+import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
@@ -347,16 +349,75 @@ def _teams(text: Optional[str]) -> tuple[str, ...]:
     return tuple(t.strip().lower() for t in (text or "").split(",") if t.strip())
 
 
+class _WalCheckpointer:
+    """Copies SQLite's write-ahead log back into the database file every ``interval`` seconds on
+    its own thread and connection (``wal_checkpoint(PASSIVE)``: it never blocks the writer, and the
+    sqlite3 module lets go of the GIL while it copies and syncs). The store's own connection has
+    automatic checkpoints off, so no commit on the event loop ever waits for a checkpoint's fsync.
+    On ``stop`` it checkpoints once more and truncates the log."""
+
+    def __init__(self, path: str, interval: float = 1.0) -> None:
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="handoff-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> None:
+        conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        self.checkpoints += 1
+
+    def _loop(self) -> None:
+        conn: Optional[sqlite3.Connection] = None
+        failing = False
+        while not self._stop.wait(self.interval):
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                self._checkpoint(conn, "PASSIVE")
+                if failing:
+                    log.info("SQLite checkpoints work again")
+                failing = False
+            except sqlite3.Error as exc:  # the log only grows meanwhile; the next round tries again
+                if not failing:
+                    log.warning("SQLite checkpoint failed (the next one retries): %s", exc)
+                failing = True
+                if conn is not None:
+                    conn.close()
+                    conn = None
+        try:
+            conn = conn or sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._checkpoint(conn, "TRUNCATE")
+        except sqlite3.Error as exc:
+            log.warning("final SQLite checkpoint failed: %s", exc)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=35)
+
+
 class SqlConversationStore:
     """``ConversationStore`` on SQLAlchemy Core."""
 
-    def __init__(self, url: str, *, pool_size: int = 8, clock: Callable[[], float] = now) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 8, clock: Callable[[], float] = now, checkpoint_interval_s: float = 1.0,
+    ) -> None:
         self.url = url
+        self.checkpoint_interval_s = checkpoint_interval_s  # SQLite: how often the WAL is copied back
         self._clock = clock  # timestamps of records; tests pass a fake clock
         self._sqlite = url.startswith("sqlite")
         self._pool_size = pool_size
         self._engine: Optional[Engine] = None
         self._executor: Optional[ThreadPoolExecutor] = None
+        self._checkpointer: Optional[_WalCheckpointer] = None
 
     @property
     def shared(self) -> bool:
@@ -367,6 +428,8 @@ class SqlConversationStore:
     async def open(self) -> None:
         if self._engine is not None:
             return
+        checkpointer: Optional[_WalCheckpointer] = None
+        checkpoint_interval_s = self.checkpoint_interval_s
         if self._sqlite:
             # One pooled connection, used on the event loop: without a pool SQLAlchemy
             # opens a connection per transaction, re-runs the PRAGMAs and checkpoints the WAL on
@@ -374,6 +437,11 @@ class SqlConversationStore:
             engine = sa.create_engine(
                 self.url, future=True, connect_args={"check_same_thread": False, "timeout": 30},
                 poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0,
+            )
+            database = engine.url.database
+            checkpointer = (
+                _WalCheckpointer(database, checkpoint_interval_s) if database and database != ":memory:" and "mode=memory" not in self.url
+                else None
             )
 
             @sa.event.listens_for(engine, "connect")
@@ -383,6 +451,11 @@ class SqlConversationStore:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA foreign_keys=ON")
+                if checkpointer is not None:
+                    # The WAL is copied back into the database by a thread (below), not by the
+                    # commit that crosses 1000 pages: that commit ran on the event loop and
+                    # waited for the checkpoint's fsync while every message waited behind it.
+                    cur.execute("PRAGMA wal_autocheckpoint=0")
                 cur.close()
 
             # No executor: SQLite runs on the event loop itself. A transaction is a few hundred
@@ -401,14 +474,20 @@ class SqlConversationStore:
         from .migrate import upgrade
 
         await self._run(lambda: upgrade(engine))
+        if checkpointer is not None:
+            checkpointer.start()
+            self._checkpointer = checkpointer
 
     async def close(self) -> None:
         if self._executor:
             self._executor.shutdown(wait=True)
         if self._engine:
             self._engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._engine = None
         self._executor = None
+        self._checkpointer = None
 
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._engine is None:

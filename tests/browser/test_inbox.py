@@ -246,9 +246,9 @@ async def test_keyboard_only_claim_reply_saved_reply_and_resolve(new_page, base_
         await expect(dialog).to_have_count(0)
         await agent.composer.fill("")
         await agent.composer.type(f"/{shortcut[:8]}")
-        await expect(page.locator(".canned-item.active")).to_contain_text(f"/{shortcut}")
+        await expect(page.locator(".canned-item.active")).to_contain_text(f"/{shortcut}", timeout=TIMEOUT)
         await agent.composer.press("Enter")  # picks the saved reply
-        await expect(agent.composer).to_have_value("Hi, thanks for waiting! I'm on it.")
+        await expect(agent.composer).to_have_value("Hi, thanks for waiting! I'm on it.", timeout=TIMEOUT)
         await agent.composer.press("Enter")  # sends it
         await visitor.wait_text("thanks for waiting! I'm on it.")
 

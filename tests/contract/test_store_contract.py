@@ -217,6 +217,35 @@ async def test_agent_capacity_teams_heartbeats_loads_and_waits(store: SqlConvers
     assert len(waits) == 2 and all(w >= 0 for w in waits)
 
 
+async def test_sqlite_commits_never_checkpoint_a_thread_does_and_close_empties_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    wal = tmp_path / "store.db-wal"
+    s = SqlConversationStore(f"sqlite:///{path}", checkpoint_interval_s=0.05)
+    await s.open()
+    try:
+        # The event loop's connection never checkpoints (a checkpoint syncs the file to disk).
+        assert await s._tx(lambda c: c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()) == 0
+        await s.get_or_create_conversation("c-1")
+        before = path.stat().st_size
+        for i in range(300):  # ~3 MB: past the 1000 pages at which a commit would checkpoint
+            await s.add_message("c-1", Role.VISITOR, f"{i} " + "x" * 9000)
+        for _ in range(100):  # the thread copies the log into the database file meanwhile
+            if path.stat().st_size > before + 2_500_000:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > before + 2_500_000
+    finally:
+        await s.close()
+    assert not wal.exists() or wal.stat().st_size == 0  # closed: everything is in the database file
+    again = SqlConversationStore(f"sqlite:///{path}")
+    await again.open()
+    try:
+        texts = [m.text for m in await again.messages("c-1")]
+        assert len(texts) == 300 and texts[-1].startswith("299 ")
+    finally:
+        await again.close()
+
+
 async def test_an_unreachable_database_is_a_clear_backend_unavailable() -> None:
     s = SqlConversationStore("postgresql://nobody:x@127.0.0.1:9/none")
     with pytest.raises(BackendUnavailable):
