@@ -290,7 +290,7 @@ class InboxApi:
                 events = await api.store.events_after(after)
                 if not events and timeout:
                     try:
-                        await asyncio.wait_for(sub.get(), timeout)
+                        await sub.get(timeout)
                     except asyncio.TimeoutError:
                         pass
                     events = await api.store.events_after(after)
@@ -352,7 +352,7 @@ class InboxApi:
             await catch_up()
             while True:
                 try:
-                    ev = await asyncio.wait_for(sub.get(), self.settings.sse_keepalive_s)
+                    ev = await sub.get(self.settings.sse_keepalive_s)
                 except asyncio.TimeoutError:
                     await resp.send(": keep-alive\n\n")
                     if agent is not None:  # an open stream is an open inbox
