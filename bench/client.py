@@ -47,6 +47,18 @@ BOT_TEXTS = [  # each yields exactly one bot message (template responses, no cus
     "when are you open",
     "delivery times",
 ]
+# bench.run --stages: (direction, key, sent, seen) of every forwarded message, wall clock, written
+# beside the gateway's stage stamps (bench/stages/) for bench/stages/report.py.
+STAGES: Optional[list[tuple[str, str, float, float]]] = [] if os.environ.get("BENCH_STAGES_DIR") else None
+
+
+def write_stages() -> None:
+    if STAGES:
+        with open(os.path.join(os.environ["BENCH_STAGES_DIR"], f"client-{os.getpid()}.jsonl"), "a") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in STAGES)
+        STAGES.clear()
+
+
 VISITOR_LINE = "#{key} my parcel is still not here, can you check?"
 AGENT_LINE = "#{key} Thanks, I am checking that for you right now."
 TIMEOUT = 30.0
@@ -383,6 +395,7 @@ class Forwarding:
         assert conv.agent is not None
         key = f"c-{conv.index}-{self.tag}n{n}"
         fut = self.hub.expect_visitor_msg(key)
+        w0 = time.time()  # wall clock, only for --stages (the gateway's stamps are time.time())
         t0 = pc()
         accepted = False
         try:
@@ -397,6 +410,8 @@ class Forwarding:
         try:
             t1 = await asyncio.wait_for(asyncio.shield(fut), TIMEOUT)
             self.v2a.add((t1 - t0) * 1000)
+            if STAGES is not None:
+                STAGES.append(("v", key, w0, w0 + (t1 - t0)))
         except asyncio.TimeoutError:
             if accepted:
                 self.lost_v2a += 1
@@ -404,6 +419,7 @@ class Forwarding:
             return
         rkey = f"{key}-r"
         rfut = conv.visitor.expect_key(rkey)
+        w2 = time.time()
         t2 = pc()
         try:
             status = await conv.agent.post(f"/api/conversations/{conv.cid}/messages",
@@ -419,6 +435,8 @@ class Forwarding:
         try:
             t3 = await asyncio.wait_for(asyncio.shield(rfut), TIMEOUT)
             self.a2v.add((t3 - t2) * 1000)
+            if STAGES is not None:
+                STAGES.append(("a", rkey, w2, w2 + (t3 - t2)))
         except asyncio.TimeoutError:
             self.lost_a2v += 1
             self._late_a.append(rfut)
@@ -1049,7 +1067,10 @@ def main() -> None:
     args = ap.parse_args()
     if uvloop is not None:
         uvloop.install()
-    asyncio.run(amain(args))
+    try:
+        asyncio.run(amain(args))
+    finally:
+        write_stages()
 
 
 if __name__ == "__main__":

@@ -136,6 +136,8 @@ class CodeStack(Stack):
         env = super().env()
         if self.code_root is not None:
             env["PYTHONPATH"] = str(self.code_root)
+        if env.get("BENCH_STAGES_DIR"):  # --stages: bench/stages/sitecustomize.py stamps the gateway
+            env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR / "stages"), env["PYTHONPATH"]])
         return env
 
     def start_gateway(self, name: str = "gateway") -> None:
@@ -161,14 +163,15 @@ def client_opts(args: argparse.Namespace) -> dict[str, Any]:
     return {"quick": args.quick, "parts": args.parts or None, "levels": args.levels or None}
 
 
-def run_client(client_python: str, mode: str, out: Path, timeout: float, **kw: Any) -> dict[str, Any]:
+def run_client(client_python: str, mode: str, out: Path, timeout: float,
+               env: Optional[dict[str, str]] = None, **kw: Any) -> dict[str, Any]:
     cmd = [client_python, str(BENCH_DIR / "client.py"), mode, "--out", str(out)]
     for k, v in kw.items():
         if v is True:
             cmd.append(f"--{k.replace('_', '-')}")
         elif v not in (None, False):
             cmd += [f"--{k.replace('_', '-')}", str(v)]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True, env=dict(os.environ, **(env or {})))
     try:
         rc = proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -216,6 +219,12 @@ def start_stock_rasa(stack: Stack, model: Path, port: int, overlay: Path, work: 
 def product_phase(args: argparse.Namespace, work: Path, model: Path, code_root: Optional[Path] = None,
                   tag: str = "") -> dict[str, Any]:
     extra = dict(kv.split("=", 1) for kv in args.stack_env)
+    stages_dir: Optional[Path] = None
+    if getattr(args, "stages", False):
+        stages_dir = work / f"stages{tag}"
+        shutil.rmtree(stages_dir, ignore_errors=True)
+        stages_dir.mkdir(parents=True)
+        extra["BENCH_STAGES_DIR"] = str(stages_dir.resolve())
     stack = CodeStack(model=model, run_dir=work / f"stack{tag}", gateway_port=free_port(), rasa_port=free_port(),
                       actions_port=free_port(), token="bench-" + secrets.token_hex(16), extra_env=extra)
     stack.code_root = code_root
@@ -242,13 +251,17 @@ def product_phase(args: argparse.Namespace, work: Path, model: Path, code_root: 
             args.client_python, "product", work / f"product{tag}.json", 1800 if not args.quick else 240,
             url=stack.gateway_url, pid=pids["gateway"], rasa_pid=pids["rasa"],
             stock_url=f"http://127.0.0.1:{stock_port}", tracker_db=stack.tracker_db, password=AGENT_PASSWORD,
-            **client_opts(args),
+            env=({"BENCH_STAGES_DIR": str(stages_dir.resolve())} if stages_dir else None), **client_opts(args),
         )
         result["loadavg_end"] = os.getloadavg()
-        return result
     finally:
         stop_group(stock)
         stack.stop()
+    if stages_dir is not None:
+        from bench.stages.report import analyse, table
+        result["stages"] = analyse(str(stages_dir))
+        print(table(result["stages"], f"stages ({code_root.name if code_root else 'working tree'}): "), flush=True)
+    return result
 
 
 def scale_out_phase(args: argparse.Namespace, work: Path, model: Path, code_root: Optional[Path] = None,
@@ -345,6 +358,8 @@ def main() -> int:
     ap.add_argument("--code", metavar="REF", help="run the product phase with handoff_channel/ as at this git ref")
     ap.add_argument("--ab-rounds", type=int, default=1, help="with --baseline: alternate baseline/current this "
                     "many times (B C, then C B, ...)")
+    ap.add_argument("--stages", action="store_true", help="also time each stage of a forwarded message inside the "
+                    "gateway (bench/stages/): a table per product phase, and 'stages' in its results")
     ap.add_argument("--scale-out", action="store_true", help="add the two-gateway phase (PostgreSQL + Redis + nginx)")
     ap.add_argument("--scale-out-levels", default="", help="N of the scale-out phase (default 100,500; quick: 10)")
     ap.add_argument("--only-scale-out", action="store_true", help="run only the scale-out phase (and the floor)")
