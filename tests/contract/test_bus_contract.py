@@ -12,6 +12,8 @@ import itertools
 import time
 from typing import Callable, Optional
 
+import pytest
+
 from handoff_channel.bus import RESYNC, Subscription
 from handoff_channel.models import Event
 
@@ -158,6 +160,44 @@ async def test_dropped_subscriber_is_told_by_get_returning_none(buses: BusKit) -
     for _ in range(3):
         await bus.publish(event())
     assert await slow.get(timeout=WAIT) is None
+
+
+async def test_a_reader_that_timed_out_loses_nothing_published_later(buses: BusKit) -> None:
+    # The SSE stream's loop: wait with a keep-alive timeout, send a comment, wait again.
+    bus = await buses.new()
+    sub = bus.subscribe()
+    got = []
+
+    async def reader() -> None:
+        while len(got) < 6:
+            try:
+                ev = await sub.get(timeout=0.01)
+            except asyncio.TimeoutError:
+                continue
+            assert ev is not None
+            got.append(ev)
+
+    task = asyncio.create_task(reader())
+    sent = []
+    for i in range(6):
+        await asyncio.sleep(0.011 if i % 2 else 0.0)  # some land as a timeout fires, some while waiting
+        sent.append(event())
+        await bus.publish(sent[-1])
+    await asyncio.wait_for(task, WAIT)
+    assert got == sent
+    with pytest.raises(asyncio.TimeoutError):
+        await sub.get(timeout=0.01)
+
+
+async def test_closing_a_subscription_still_hands_out_what_it_holds(buses: BusKit) -> None:
+    bus = await buses.new()
+    sub = bus.subscribe()
+    sent = [event(), event()]
+    for ev in sent:
+        await bus.publish(ev)
+    await asyncio.sleep(0.05)  # Redis: the events have come back from the server
+    await sub.close()
+    assert [await sub.get(timeout=WAIT), await sub.get(timeout=WAIT), await sub.get(timeout=WAIT)] == [*sent, None]
 
 
 async def test_publish_without_subscribers_is_harmless(buses: BusKit) -> None:
