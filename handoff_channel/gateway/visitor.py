@@ -13,6 +13,8 @@ import uuid
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 from ..bus import RESYNC, EventBus
 from ..errors import BackendUnavailable, HandoffError, InvalidPayload, MessageTooLong
@@ -152,7 +154,24 @@ class VisitorSockets:
 
     # -- delivery ---------------------------------------------------------------------------------
     async def _emit_now(self, conversation_id: str, payload: dict[str, Any]) -> None:
-        await self.sio.emit(BOT_EVENT, payload, room=conversation_id)
+        await self._send_to_room(conversation_id, BOT_EVENT, payload)
+
+    async def _send_to_room(self, room: str, event: str, payload: Any) -> None:
+        """``sio.emit(event, payload, room=room)`` without its task per recipient. python-socketio's
+        emit starts a task for every socket in the room and waits for them all: two trips through
+        the event loop's queue per message, and the relay, which sends every visitor's messages
+        one after the other, waited them out each time. Here the packet is encoded once and put on
+        each socket's engine.io send queue in order, without waiting."""
+        pkt = self.sio.packet_class(sio_packet.EVENT, namespace="/", data=[event, payload])
+        encoded = pkt.encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in parts]
+        for _sid, eio_sid in self.sio.manager.get_participants("/", room):
+            try:
+                for p in eio_packets:
+                    await self.sio.eio.send_packet(eio_sid, p)
+            except Exception as exc:  # a socket closing meanwhile; its visitor gets a replay on reconnect
+                log.debug("could not send to %s: %s", eio_sid, exc)
 
     def _mark_emitted(self, conversation_id: str, seq: int) -> None:
         self._emitted[conversation_id] = max(seq, self._emitted.get(conversation_id, 0))
@@ -162,7 +181,7 @@ class VisitorSockets:
         if payload is None or msg.seq <= self._emitted.get(msg.conversation_id, 0):
             return
         self._emitted[msg.conversation_id] = msg.seq
-        await self.sio.emit(BOT_EVENT, payload, room=msg.conversation_id)
+        await self._send_to_room(msg.conversation_id, BOT_EVENT, payload)
         self._dirty.add(msg.conversation_id)
 
     async def _replay(self, conversation_id: str, delivered_seq: int) -> None:

@@ -184,6 +184,23 @@ async def test_visitor_who_reconnects_receives_what_the_agent_sent_meanwhile(sta
     await again.close()
 
 
+async def test_a_visitor_with_two_tabs_gets_every_reply_once_in_order_in_both(stack: Stack, sarah: AgentClient) -> None:
+    visitor, cid = await ask_for_human(stack, sarah)
+    second = Visitor(stack.gateway_url, session_id=cid)  # the shop open in a second tab
+    assert await second.connect() == cid
+    closed = Visitor(stack.gateway_url, session_id=cid)  # and a third tab, closed again
+    assert await closed.connect() == cid
+    await closed.close()
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    for i in range(5):
+        await sarah.ok("POST", f"/api/conversations/{cid}/messages", {"text": f"Reply number {i}"})
+    for tab in (visitor, second):
+        await tab.wait_text("Reply number 4")
+        assert [t for t in tab.texts() if t.startswith("Reply number")] == [f"Reply number {i}" for i in range(5)]
+    await visitor.close()
+    await second.close()
+
+
 async def test_sse_client_reconnecting_with_last_event_id_gets_what_it_missed(stack: Stack, sarah: AgentClient) -> None:
     visitor, cid = await ask_for_human(stack, sarah)
     first = await sarah.stream()
