@@ -72,6 +72,10 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
     sio = socketio.AsyncServer(
         async_mode="sanic", cors_allowed_origins=origins, max_http_buffer_size=settings.max_body_bytes,
         ping_interval=20, ping_timeout=20,
+        # A visitor's events are handled in the socket's own reader, in order, instead of in two
+        # new tasks each (engine.io's, then socket.io's): two fewer trips through the event loop's
+        # queue before a visitor's line is stored (docs/bench/ab-runs.md §4).
+        async_handlers=False,
     )
     sio.attach(app, socketio_path="socket.io")
     visitors = VisitorSockets(sio, service, store, bus, rasa)
