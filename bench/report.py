@@ -423,13 +423,15 @@ def render(res: dict[str, Any], png_names: list[str], png_rel: str) -> tuple[str
                    f"CPU meanwhile (from /proc, % of one core): gateway {f(prof.get('cpu_pct_of_core', {}).get('gateway'))}, "
                    f"Rasa {f(prof.get('cpu_pct_of_core', {}).get('rasa'))}.\n\n"
                    "Share of samples per thread (\"waiting\": the event loop inside uvloop, which is either idle or "
-                   "doing socket I/O, or a store thread waiting for a job; SQLite's store has none, it runs on "
-                   "the loop):\n\n"
+                   "doing socket I/O, or a store thread waiting for a job; SQLite's store runs on the loop, and "
+                   "its one thread only copies the WAL back once a second):\n\n"
                    + md_table(["thread", "% of samples"], [[t, f(p)] for t, p in prof["threads_pct_of_time"]])
                    + "\n\nInnermost `handoff_channel` frame on the stack:\n\n"
                    + md_table(["thread · frame", "% of samples"], [[t.replace("|", "·"), f(p)] for t, p in prof["own_frames_pct"]])
                    + "\n\nInnermost frame (any code):\n\n"
-                   + md_table(["thread · frame", "% of samples"], [[t.replace("|", "·"), f(p)] for t, p in prof["leaf_frames_pct"]]))
+                   + md_table(["thread · frame", "% of samples"], [[t.replace("|", "·"), f(p)] for t, p in prof["leaf_frames_pct"]])
+                   + "\n\nThat is CPU. For where a message *waits* (the event loop's queue between the steps of its "
+                   "path), `bench.run --stages` stamps each step inside the gateway: docs/bench/ab-runs.md §4.")
     else:
         prof_md = f"Not profiled ({prof.get('skipped', 'no profile in this run')})."
 
