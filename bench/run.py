@@ -220,7 +220,7 @@ def product_phase(args: argparse.Namespace, work: Path, model: Path, code_root: 
                   tag: str = "") -> dict[str, Any]:
     extra = dict(kv.split("=", 1) for kv in args.stack_env)
     stages_dir: Optional[Path] = None
-    if getattr(args, "stages", False):
+    if args.stages:
         stages_dir = work / f"stages{tag}"
         shutil.rmtree(stages_dir, ignore_errors=True)
         stages_dir.mkdir(parents=True)

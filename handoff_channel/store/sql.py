@@ -361,7 +361,6 @@ class _WalCheckpointer:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.checkpoints = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="handoff-sqlite-checkpoint", daemon=True)
@@ -369,7 +368,6 @@ class _WalCheckpointer:
 
     def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> None:
         conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
-        self.checkpoints += 1
 
     def _loop(self) -> None:
         conn: Optional[sqlite3.Connection] = None
@@ -429,7 +427,6 @@ class SqlConversationStore:
         if self._engine is not None:
             return
         checkpointer: Optional[_WalCheckpointer] = None
-        checkpoint_interval_s = self.checkpoint_interval_s
         if self._sqlite:
             # One pooled connection, used on the event loop: without a pool SQLAlchemy
             # opens a connection per transaction, re-runs the PRAGMAs and checkpoints the WAL on
@@ -440,7 +437,7 @@ class SqlConversationStore:
             )
             database = engine.url.database
             checkpointer = (
-                _WalCheckpointer(database, checkpoint_interval_s) if database and database != ":memory:" and "mode=memory" not in self.url
+                _WalCheckpointer(database, self.checkpoint_interval_s) if database and database != ":memory:" and "mode=memory" not in self.url
                 else None
             )
 
