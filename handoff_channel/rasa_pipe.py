@@ -28,6 +28,10 @@ class RasaRejected(Exception):
     """Rasa answered 4xx: retrying the same request cannot help."""
 
 
+class _LeaseLost(Exception):
+    """Another instance drains this conversation now (our lease expired while Rasa was away)."""
+
+
 class RasaClient:
     """HTTP client of the ``HandoffInput`` channel running inside ``rasa run``."""
 
@@ -208,6 +212,9 @@ class RasaPipe:
                     return
         except asyncio.CancelledError:
             raise
+        except _LeaseLost:
+            log.info("outbox of %s: another instance took over its items while Rasa was away", conversation_id)
+            leased = False
         except Exception:
             # A bug must not kill the line for good: log it, and the next kick retries.
             log.exception("rasa pipe for %s failed", conversation_id)
@@ -233,12 +240,20 @@ class RasaPipe:
     ) -> Optional[dict[str, Any]]:
         delay = 0.1
         attempt = 0
+        conversation_id = items[0].conversation_id
         while True:
+            if attempt and self.store.shared:
+                # A retry may outlast the lease: renew it, or stop if another instance holds it now
+                # (two drainers would send the same turn to Rasa twice).
+                if not await self.store.acquire_lease(conversation_id, self.owner, self.lease_ttl_s):
+                    raise _LeaseLost(conversation_id)
             try:
                 result = await call(attempt)
                 if not self.rasa_up:
                     log.info("Rasa is reachable again")
                 self.rasa_up = True
+                if attempt:
+                    log.info("%s for %s went through on attempt %d", what, conversation_id, attempt + 1)
                 return result
             except RasaRejected as exc:
                 log.error("Rasa refused %s for %s: %s (dropped)", what, items[0].conversation_id, exc)

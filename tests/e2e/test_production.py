@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from handoff_channel import auth
 from handoff_channel.devstack import Stack
-from handoff_channel.store import SqlConversationStore
+from handoff_channel.store import SqlConversationStore, sql
 
 from ..conftest import PASSWORD
 from ..support import AgentClient, Visitor, free_port
@@ -156,6 +156,35 @@ def prod(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod
             for name in (handoff_db, rasa_db):
                 c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin_engine.dispose()
+
+
+def _diagnosis(prod: Prod, cid: str, since: str) -> str:
+    """What the store and the logs say about a conversation, for a failure message: the CI output
+    is all one sees of a run on another machine."""
+    lines = [f"conversation {cid}:"]
+    engine = sa.create_engine(prod.db_url, future=True)
+    try:
+        with engine.connect() as c:
+            for table, order in ((sql.outbox, sql.outbox.c.id), (sql.leases, sql.leases.c.conversation_id),
+                                 (sql.messages, sql.messages.c.seq)):
+                try:
+                    rows = c.execute(sa.select(table).where(table.c.conversation_id == cid).order_by(order)).mappings().all()
+                except Exception as exc:
+                    lines.append(f"  {table.name}: {exc}")
+                    continue
+                lines.append(f"  {table.name}: {len(rows)} row(s)")
+                lines += [f"    {dict(r)}"[:300] for r in rows]
+    finally:
+        engine.dispose()
+    for stack in (prod.a, prod.b):
+        for name in ("gateway", "rasa"):
+            path = stack.run_dir / f"{name}.log"
+            text = path.read_text(errors="replace") if path.exists() else ""
+            picked = [ln for ln in text.splitlines() if ln[:19] >= since
+                      and (cid in ln or " WARNING " in ln or " ERROR " in ln or "reachable" in ln)]
+            lines.append(f"  {path} since {since}: {len(picked)} line(s) about it or warnings")
+            lines += ["    " + ln[:300] for ln in picked[-25:]]
+    return "\n".join(lines)
 
 
 async def agent_on(url: str, username: str = "sarah") -> AgentClient:
@@ -324,12 +353,13 @@ async def test_rasa_restart_never_gaps_humans_and_answers_bot_visitors_afterward
     await agent.ok("POST", f"/api/conversations/{human_cid}/claim")
     await human_visitor.wait_text("joined the chat")
     bot_visitor = Visitor(prod.lb_url)
-    await bot_visitor.connect()
+    bot_cid = await bot_visitor.connect()
     await bot_visitor.say("hello")
     await bot_visitor.wait_for(lambda ms: len(ms) >= 1, timeout=30)
     stream = await agent.stream()
     human_before = len(human_visitor.received)
 
+    since = time.strftime("%Y-%m-%d %H:%M:%S")
     prod.a.stop("rasa")
     prod.b.stop("rasa")
     try:
@@ -347,7 +377,10 @@ async def test_rasa_restart_never_gaps_humans_and_answers_bot_visitors_afterward
         prod.b.start_rasa()
     prod.a.wait_ready(timeout=300)
     prod.b.wait_ready(timeout=300)
-    await bot_visitor.wait_for(lambda ms: len(ms) >= n_bot + 2, timeout=120)  # ...until Rasa is back
+    try:
+        await bot_visitor.wait_for(lambda ms: len(ms) >= n_bot + 2, timeout=120)  # ...until Rasa is back
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_diagnosis(prod, bot_cid, since)}") from None
     human_texts = [m.get("text", "") for m in human_visitor.received[human_before:]]
     assert human_texts == [f"yes {i}" for i in range(5)]  # and the bot never spoke to the human's visitor
     await human_visitor.close()
