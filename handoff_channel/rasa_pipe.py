@@ -267,6 +267,13 @@ class RasaPipe:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.rasa_retry_max_s)
 
+    async def _mark_sent(self, item: OutboxItem) -> None:
+        """Counted before the first send, not only after a failure: if this gateway dies after Rasa
+        ran the turn (or hand-back) but before the item is finished, whoever sends it again sends it
+        with ``retry`` and Rasa answers from its tracker instead of running it a second time."""
+        if item.attempts == 0:
+            await self.store.bump_outbox_attempts([item.id])
+
     async def _process(
         self, conversation_id: str, items: list[OutboxItem], conv: Optional[Conversation],
         messages: Mapping[int, Message],
@@ -328,6 +335,7 @@ class RasaPipe:
             recorded = 0
             return await self.client.turn(dict(body, retry=attempt > 0 or item.attempts > 0), deliver)
 
+        await self._mark_sent(item)
         result = await self._with_retry("a bot turn", call, [item])
         if result is not None:
             await self._apply_bot_result(conversation_id, result, visitor_message=msg, client_id=turn_id,
@@ -404,7 +412,10 @@ class RasaPipe:
     async def _handback(self, conversation_id: str, item: OutboxItem) -> None:
         handback_id = f"hb-{item.id}"
         body = dict(item.payload, conversation_id=conversation_id, handback_id=handback_id)
-        result = await self._with_retry("the hand-back", lambda _a: self.client.handback(body), [item])
+        await self._mark_sent(item)
+        result = await self._with_retry(
+            "the hand-back", lambda a: self.client.handback(dict(body, retry=a > 0 or item.attempts > 0)), [item]
+        )
         if result is not None:
             await self._apply_bot_result(conversation_id, result, client_id=handback_id)
         await self.store.finish_outbox([item.id])

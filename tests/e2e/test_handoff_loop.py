@@ -224,3 +224,39 @@ async def test_messages_carry_no_markup_risk_they_are_stored_verbatim_as_text(st
     detail = await sarah.conversation(cid)
     assert detail["messages"][-1]["text"] == payload and detail["messages"][-1]["role"] == "visitor"
     await visitor.close()
+
+
+async def test_rasa_answers_a_turn_or_hand_back_sent_again_with_retry_from_its_record(stack: Stack) -> None:
+    """What the gateway does after it died between Rasa's answer and finishing the item: it sends
+    the same turn (or hand-back) again with ``retry``. Rasa must answer as before and record it once."""
+    import uuid
+
+    import aiohttp
+
+    cid = "retry-" + uuid.uuid4().hex[:12]
+    base = stack.rasa_url + "/webhooks/handoff"
+    headers = {"X-Handoff-Token": stack.token}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async def post(path: str, body: dict[str, object]) -> dict[str, object]:
+            async with http.post(base + path, json=body) as resp:
+                assert resp.status == 200, await resp.text()
+                return await resp.json()  # type: ignore[no-any-return]
+
+        turn = {"conversation_id": cid, "message_id": "gw-1", "text": "what are your opening hours?", "metadata": {}}
+        first = await post("/turn", turn)
+        again = await post("/turn", dict(turn, retry=True))
+        def texts(answer: dict[str, object]) -> list[object]:
+            return [m.get("text") for m in answer["messages"]]  # type: ignore[attr-defined]
+
+        assert texts(again) == texts(first) and texts(first) and again.get("replayed") is True
+        await post("/turn", {"conversation_id": cid, "message_id": "gw-2", "text": "I want to talk to a human",
+                             "metadata": {}})
+        handback = {"conversation_id": cid, "handback_id": "hb-1", "outcome": "resolved", "agent": "sarah",
+                    "agent_name": "Sarah", "note": "", "facts": {}}
+        back = await post("/handback", handback)
+        back_again = await post("/handback", dict(handback, retry=True))
+        assert texts(back_again) == texts(back) and texts(back) and back_again.get("replayed") is True
+    events = tracker_events(stack.tracker_db, cid)
+    user_ids = [e.get("message_id") for e in events if e["event"] == "user"]
+    assert user_ids.count("gw-1") == 1 and user_ids.count("gw-2") == 1
+    assert kinds(events).count("user:handoff_done") == 1 and kinds(events).count("resume") == 1
