@@ -256,7 +256,7 @@ class RasaPipe:
                     log.info("%s for %s went through on attempt %d", what, conversation_id, attempt + 1)
                 return result
             except RasaRejected as exc:
-                log.error("Rasa refused %s for %s: %s (dropped)", what, items[0].conversation_id, exc)
+                log.error("Rasa refused %s for %s: %s (dropped)", what, conversation_id, exc)
                 return None
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 if self.rasa_up:

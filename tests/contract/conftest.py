@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Optional
 
 import pytest
+import sqlalchemy as sa
 
 from handoff_channel.bus import EventBus, MemoryEventBus
 from handoff_channel.bus.redis import RedisEventBus
 
 from ..support import free_port
 
+PG_URL_ENV = "HANDOFF_TEST_PG_URL"
 REDIS_URL_ENV = "HANDOFF_TEST_REDIS_URL"
 REDIS_BINARY = os.environ.get("HANDOFF_REDIS_SERVER", shutil.which("redis-server") or "/usr/bin/redis-server")
 
@@ -239,3 +241,22 @@ async def redis_kit(redis_server: RedisServer) -> AsyncIterator[RedisKit]:
         yield RedisKit(redis_server, _redis_factory(redis_server.url, opened))
     finally:
         await _close_all(opened)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own on the server HANDOFF_TEST_PG_URL names (dropped
+    afterwards). Without the URL the test fails: production mode is part of the product."""
+    admin = os.environ.get(PG_URL_ENV)
+    if not admin:
+        pytest.fail(f"{PG_URL_ENV} is not set: run `eval \"$(scripts/services.sh)\"` (make test does).")
+    name = "handoff_t_" + uuid.uuid4().hex[:12]
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", future=True)
+    with engine.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with engine.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()

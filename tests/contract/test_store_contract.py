@@ -7,13 +7,10 @@ product, so a missing service is an error, never a skip."""
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
-import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -29,36 +26,13 @@ from handoff_channel.store.migrate import VERSION_TABLE, current_revision, head_
 from handoff_channel.store.sql import schema
 
 
-def _pg_admin_url() -> str:
-    url = os.environ.get("HANDOFF_TEST_PG_URL")
-    if not url:
-        pytest.fail("HANDOFF_TEST_PG_URL is not set: run `eval \"$(scripts/services.sh)\"` (make test does).")
-    return url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlConversationStore]:
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        admin = _pg_admin_url()
-        name = "handoff_t_" + uuid.uuid4().hex[:12]
-        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", future=True)
-        with engine.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = admin.rsplit("/", 1)[0] + "/" + name
-
-        def drop() -> None:
-            with engine.connect() as c:
-                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            engine.dispose()
+    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     s = SqlConversationStore(url)
     await s.open()
     yield s
     await s.close()
-    if drop:
-        drop()
 
 
 async def queued(store: SqlConversationStore, cid: str) -> None:

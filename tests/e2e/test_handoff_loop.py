@@ -4,7 +4,9 @@ action server), and an agent on the inbox API with SSE."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
+import aiohttp
 import pytest
 
 from handoff_channel.devstack import Stack
@@ -229,10 +231,6 @@ async def test_messages_carry_no_markup_risk_they_are_stored_verbatim_as_text(st
 async def test_rasa_answers_a_turn_or_hand_back_sent_again_with_retry_from_its_record(stack: Stack) -> None:
     """What the gateway does after it died between Rasa's answer and finishing the item: it sends
     the same turn (or hand-back) again with ``retry``. Rasa must answer as before and record it once."""
-    import uuid
-
-    import aiohttp
-
     cid = "retry-" + uuid.uuid4().hex[:12]
     base = stack.rasa_url + "/webhooks/handoff"
     headers = {"X-Handoff-Token": stack.token}
@@ -245,6 +243,7 @@ async def test_rasa_answers_a_turn_or_hand_back_sent_again_with_retry_from_its_r
         turn = {"conversation_id": cid, "message_id": "gw-1", "text": "what are your opening hours?", "metadata": {}}
         first = await post("/turn", turn)
         again = await post("/turn", dict(turn, retry=True))
+
         def texts(answer: dict[str, object]) -> list[object]:
             return [m.get("text") for m in answer["messages"]]  # type: ignore[attr-defined]
 
