@@ -259,3 +259,14 @@ async def test_rasa_answers_a_turn_or_hand_back_sent_again_with_retry_from_its_r
     user_ids = [e.get("message_id") for e in events if e["event"] == "user"]
     assert user_ids.count("gw-1") == 1 and user_ids.count("gw-2") == 1
     assert kinds(events).count("user:handoff_done") == 1 and kinds(events).count("resume") == 1
+
+
+async def test_rasa_keeps_its_loaded_model_out_of_full_garbage_collections(stack: Stack) -> None:
+    """Rasa's model is millions of objects: a full collection that walks them stalls every bot turn
+    for hundreds of milliseconds. The channel freezes them once the model is loaded."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(stack.rasa_url + "/webhooks/handoff/") as resp:
+            health = await resp.json()
+    assert health["model_ready"] is True
+    assert health["gc"]["frozen"] > 100_000, health
+    assert health["gc"]["thresholds"][2] >= 100, health
