@@ -686,7 +686,7 @@ def _plan(quick: bool) -> dict[str, Any]:
                 "bot_reps": 3, "bot_pause": 0.2, "handoff_idle": 5, "mixed": {"bot": 15, "human": 5, "think": 2.0, "duration": 6},
                 "idle_conns": 50, "profile_level": 10, "profile_s": 4}
     return {"levels": [1, 10, 100, 500, 1000], "agents": 10,
-            "durations": {1: 10, 10: 12, 100: 25, 500: 20, 1000: 20},
+            "durations": {1: 10, 10: 12, 100: 25, 500: 60, 1000: 20},
             "thinks": {1: 0.05, 10: 0.5, 100: 10.0, 500: 10.0, 1000: 10.0},
             "bot_reps": 20, "bot_pause": 0.5, "handoff_idle": 30, "mixed": {"bot": 150, "human": 50, "think": 10.0, "duration": 60},
             "idle_conns": 1000, "profile_level": 500, "profile_s": 12}

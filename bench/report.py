@@ -500,6 +500,8 @@ latency with the same clock. Percentiles are nearest-rank.
    are logged in, each with an SSE stream; every stream receives every event (the inbox lists every
    conversation), conversations are claimed round-robin. Think time: {', '.join(f'{t:g} s at N={n}' for n, t in sorted((int(k), v) for k, v in p['thinks'].items()))}
    (a person types a line every ~10 s; the short think times at small N only collect enough samples).
+   Each level lasts {', '.join(f'{d:g} s at N={n}' for n, d in sorted((int(k), v) for k, v in p['durations'].items()))}:
+   at N=500 that is ~3,000 rounds, so each direction's p99 rests on its ~30 slowest lines, not on ten.
    Between levels the harness waits until Rasa has drained the logged human stretch.
 4. **Hand-off latency**: the *action's end* is the timestamp of the `pause` event that `action_handoff`
    returns, as Rasa writes it into the tracker (SQL tracker store): Rasa stamps the action's events with
