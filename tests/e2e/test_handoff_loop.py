@@ -262,8 +262,9 @@ async def test_rasa_answers_a_turn_or_hand_back_sent_again_with_retry_from_its_r
 
 
 async def test_rasa_keeps_its_loaded_model_out_of_full_garbage_collections(stack: Stack) -> None:
-    """Rasa's model is millions of objects: a full collection that walks them stalls every bot turn
-    for hundreds of milliseconds. The channel freezes them once the model is loaded."""
+    """Rasa with its model loaded holds hundreds of thousands of objects: a full collection that
+    walks them all stalls every bot turn for hundreds of milliseconds. The channel freezes them
+    once the model is loaded."""
     async with aiohttp.ClientSession() as http:
         async with http.get(stack.rasa_url + "/webhooks/handoff/") as resp:
             health = await resp.json()
