@@ -155,9 +155,10 @@ async def _settle_gc(_app: Any, _loop: Any) -> None:
     collector's sight, and make full collections rarer.
 
     Rasa with a loaded model holds ~740,000 tracked objects; every full collection walked them all
-    and stopped every bot turn for 300-500 ms under load. Frozen objects are still freed by reference counting; only cycles among them are never looked for again, which is
-    what a model that lives as long as the process needs. Young garbage (a turn's tracker and
-    events) is collected as often as before. ``tune_gc: false`` in credentials.yml (or
+    and stopped every bot turn for 300-500 ms under load. Frozen objects are still freed by
+    reference counting; only cycles among them are never looked for again, which is what a model
+    that lives as long as the process needs. Young garbage (a turn's tracker and events) is
+    collected as often as before. ``tune_gc: false`` in credentials.yml (or
     ``HANDOFF_RASA_TUNE_GC=false`` in Rasa's environment) turns this off, e.g. for a Rasa that swaps
     models at run time (the replaced model's cycles would stay)."""
     gc.collect()
