@@ -216,8 +216,17 @@ def _run(args: argparse.Namespace) -> int:
     demo_password = os.environ.get("HANDOFF_DEMO_PASSWORD", "handoff-demo")
     stack.create_agent("sarah", "Sarah", demo_password, supervisor=True)
     _say("starting the action server, Rasa with the handoff channel, and the gateway")
-    stack.start()
+
+    def stop_on(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # leave through the finally below, which stops what we started
+
+    # Ctrl+C is not the only way this ends: `kill`, a closed terminal (SIGHUP), `docker stop` and
+    # process supervisors send SIGTERM or SIGHUP. Without this, the three servers would outlive us
+    # and hold their ports, and the next `make run` would fail to start.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_on)
     try:
+        stack.start()
         stack.wait_ready(progress=True)
         print(
             "\n"
@@ -236,6 +245,8 @@ def _run(args: argparse.Namespace) -> int:
         print()
         _say("stopping")
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stopping short
         stack.stop()
     return 0
 
