@@ -31,6 +31,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from .gc_tuning import freeze_startup_objects
+
 log = logging.getLogger(__name__)
 
 HANDOFF_INTENT = "handoff_done"
@@ -161,12 +163,8 @@ async def _settle_gc(_app: Any, _loop: Any) -> None:
     collected as often as before. ``tune_gc: false`` in credentials.yml (or
     ``HANDOFF_RASA_TUNE_GC=false`` in Rasa's environment) turns this off, e.g. for a Rasa that swaps
     models at run time (the replaced model's cycles would stay)."""
-    gc.collect()
-    gc.freeze()
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(young, middle, max(old, 100))
     log.info("handoff channel: %d objects loaded at start-up taken out of the garbage collector's sight",
-             gc.get_freeze_count())
+             freeze_startup_objects())
 
 
 class HandoffInput(InputChannel):

@@ -22,6 +22,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` now."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 class Visitor:
     """A widget stand-in: same events and payloads as rasa-webchat 1.0.1."""
 

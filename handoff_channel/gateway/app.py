@@ -4,7 +4,6 @@ inbox API from ``Settings`` and wires them into one Sanic app. Nothing connects 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import mimetypes
 import sys
@@ -18,6 +17,7 @@ from sanic.response import HTTPResponse
 
 from ..bus import create_bus
 from ..errors import HandoffError
+from ..gc_tuning import freeze_startup_objects
 from ..rasa_pipe import RasaClient, RasaPipe
 from ..service import HandoffService
 from ..settings import Settings
@@ -129,10 +129,7 @@ def create_app(settings: Optional[Settings] = None, name: str = "handoff_gateway
         # what was allocated since. And make full collections ten times rarer: each one walks every
         # socket's and stream's objects, and stalled the loop 50-150 ms every ~10 s at 500
         # conversations. Young garbage is still collected as often as before.
-        gc.collect()
-        gc.freeze()
-        young, middle, old = gc.get_threshold()
-        gc.set_threshold(young, middle, max(old, 100))
+        freeze_startup_objects()
         log.info("gateway ready: store %s, bus %s, rasa %s", settings.db_url, settings.bus_url, settings.rasa_url)
 
     async def stop(app: Sanic, _loop: Any) -> None:

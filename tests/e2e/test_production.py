@@ -29,7 +29,7 @@ from handoff_channel.devstack import Stack
 from handoff_channel.store import SqlConversationStore, sql
 
 from ..conftest import PASSWORD
-from ..support import AgentClient, Visitor, free_port
+from ..support import AgentClient, Visitor, free_port, listening
 
 pytestmark = pytest.mark.e2e
 
@@ -62,12 +62,10 @@ def _health(url: str) -> dict[str, Any]:
 
 
 def _wait_port(port: int, timeout: float = 10) -> None:
-    import socket
     deadline = time.time() + timeout
     while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if listening(port):
+            return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port}")
 
