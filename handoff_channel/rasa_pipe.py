@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, Mapping, Optional
 
 import aiohttp
 
-from .models import Conversation, Handoff, Message, OutboxItem, OutboxKind, Role, VisitorChoice, now
+from .models import Conversation, Handoff, Message, OutboxItem, OutboxKind, Role, Status, VisitorChoice, now
 from .service import CHOICE_INTENTS, HandoffService
 from .settings import Settings
 from .store import ConversationStore
@@ -132,6 +132,7 @@ class RasaPipe:
         self.settings = settings
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self._wake: dict[str, asyncio.Event] = {}  # workers waiting for more lines, woken by a kick
         self._closing = False
         self._sweeper: Optional[asyncio.Task[None]] = None
         self.owner = settings.instance_id
@@ -152,7 +153,10 @@ class RasaPipe:
             await asyncio.sleep(1.0)
             try:
                 for conversation_id in await self.store.conversations_with_pending_outbox(exclude_leased_at=now()):
-                    self.kick(conversation_id)
+                    # A worker of ours already has it (e.g. waiting for a claimed conversation's
+                    # next lines): every item is kicked when it is queued, so nothing to add.
+                    if not self._running(conversation_id):
+                        self.kick(conversation_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -171,14 +175,33 @@ class RasaPipe:
                 pass
         await self.client.close()
 
+    def _running(self, conversation_id: str) -> bool:
+        task = self._workers.get(conversation_id)
+        return task is not None and not task.done()
+
     def kick(self, conversation_id: str) -> None:
+        """Something was queued for (or happened to) this conversation: drain its outbox. A worker
+        that waits for more lines looks again at once: a hand-back, a bot turn or a change of
+        owner may mean the lines must go now."""
         if self._closing:
             return
-        task = self._workers.get(conversation_id)
-        if task is not None and not task.done():
+        if self._running(conversation_id):
             self._again.add(conversation_id)
+            wake = self._wake.get(conversation_id)
+            if wake is not None:
+                wake.set()
             return
         self._workers[conversation_id] = asyncio.create_task(self._drain(conversation_id))
+
+    async def _nap(self, conversation_id: str, seconds: float) -> None:
+        wake = self._wake[conversation_id] = asyncio.Event()
+        try:
+            await asyncio.wait_for(wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if self._wake.get(conversation_id) is wake:
+                del self._wake[conversation_id]
 
     async def idle(self) -> None:
         """Wait until every outbox is drained (for tests and graceful shutdown)."""
@@ -197,7 +220,7 @@ class RasaPipe:
                     return
                 wait = self._linger(conv, items)
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    await self._nap(conversation_id, wait)
                     continue
                 if self.store.shared:
                     # One drainer per conversation across instances, renewed before every item.
@@ -228,12 +251,17 @@ class RasaPipe:
                 del self._workers[conversation_id]
 
     def _linger(self, conv: Optional[Conversation], items: list[OutboxItem]) -> float:
-        """How long to wait for more lines before sending a batch that holds only records."""
-        if conv is None or self.settings.rasa_log_batch_s <= 0:
+        """How long to wait for more lines before sending a batch that holds only records: longer
+        while an agent has the conversation (``rasa_log_claimed_batch_s``), since nothing reads
+        Rasa's copy before the hand-back, and the hand-back sends the batch first."""
+        if conv is None or not all(_is_record(i, conv) for i in items):
             return 0.0
-        if not all(_is_record(i, conv) for i in items):
+        batch = self.settings.rasa_log_batch_s
+        if conv.status is Status.ASSIGNED:
+            batch = max(batch, self.settings.rasa_log_claimed_batch_s)
+        if batch <= 0:
             return 0.0
-        return items[0].created_at + self.settings.rasa_log_batch_s - now()
+        return items[0].created_at + batch - now()
 
     async def _with_retry(
         self, what: str, call: Callable[[int], Awaitable[dict[str, Any]]], items: list[OutboxItem]

@@ -42,6 +42,13 @@ class Settings:
     # saves the tracker once per batch instead of once per line. Anything else the outbox holds
     # (a bot turn, a hand-back) sends the records at once. 0: send every record right away.
     rasa_log_batch_s: float = 1.0
+    # While an agent has claimed the conversation nobody reads Rasa's copy of it until the hand-back
+    # (the inbox reads the store), so its lines wait longer and go to Rasa in fewer, larger batches:
+    # Rasa reads and saves the tracker once for several lines. The hand-back (or a transfer back
+    # to the queue) sends whatever waits first, so the bot still resumes knowing the whole stretch.
+    # Costs the hand-back the NLU of at most this many seconds of visitor lines. 0 (or less than
+    # rasa_log_batch_s): rasa_log_batch_s.
+    rasa_log_claimed_batch_s: float = 60.0
     sse_keepalive_s: float = 15.0
     # Queue and routing. manual: agents pick from the queue; auto: each queued conversation goes
     # to the least-loaded available agent (of its team, when agents have teams) with free capacity.
@@ -97,6 +104,9 @@ class Settings:
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             rasa_timeout_s=float(_env("HANDOFF_RASA_TIMEOUT_S", str(d.rasa_timeout_s))),
             rasa_log_batch_s=float(_env("HANDOFF_RASA_LOG_BATCH_S", str(d.rasa_log_batch_s))),
+            rasa_log_claimed_batch_s=float(
+                _env("HANDOFF_RASA_LOG_CLAIMED_BATCH_S", str(d.rasa_log_claimed_batch_s))
+            ),
             routing=_routing(_env("HANDOFF_ROUTING", d.routing)),
             default_capacity=int(_env("HANDOFF_DEFAULT_CAPACITY", str(d.default_capacity))),
             heartbeat_timeout_s=float(_env("HANDOFF_HEARTBEAT_TIMEOUT_S", str(d.heartbeat_timeout_s))),

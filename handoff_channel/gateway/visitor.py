@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
-from typing import Any
+from collections import deque
+from typing import Any, Optional
 
 import socketio
 from engineio import packet as eio_packet
@@ -18,7 +20,7 @@ from socketio import packet as sio_packet
 
 from ..bus import RESYNC, EventBus
 from ..errors import BackendUnavailable, HandoffError, InvalidPayload, MessageTooLong
-from ..models import Event, Message
+from ..models import Event, Message, now
 from ..rasa_pipe import RasaClient
 from ..service import HandoffService
 from ..store import ConversationStore
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 BOT_EVENT = "bot_uttered"
+# On the bus (never in the feed): a visitor socket died with messages it may not have received;
+# every gateway re-sends them to that conversation's sockets that did not get them.
+REWIND = "visitor_rewind"
 
 
 class VisitorSockets:
@@ -45,6 +50,13 @@ class VisitorSockets:
         self._replaying: set[str] = set()
         self._missed_during_replay: set[str] = set()
         self._dirty: set[str] = set()  # delivered seqs not yet persisted
+        # A socket that stops answering is only found dead when its ping times out (ping interval
+        # + timeout later); what it was sent meanwhile may be lost. So each socket remembers what
+        # it was sent lately, and from which seq it has had everything (its replay's start).
+        self._sent: dict[str, deque[tuple[float, int]]] = {}  # socket id -> (time.time(), seq)
+        self._has_from: dict[str, int] = {}  # socket id -> it was sent every message after this seq
+        self._ping_interval = float(getattr(sio.eio, "ping_interval", 25))
+        self._keep_sent_s = 2 * (self._ping_interval + float(getattr(sio.eio, "ping_timeout", 20))) + 5
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.outage = StoreOutage(service, store, rasa, self._emit_now, self._mark_emitted)
@@ -83,8 +95,57 @@ class VisitorSockets:
     async def on_connect(self, sid: str, environ: Any, auth: Any = None) -> None:
         return None
 
-    async def on_disconnect(self, sid: str) -> None:
-        self._session_of.pop(sid, None)
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        conversation_id = self._session_of.pop(sid, None)
+        sent = self._sent.pop(sid, None)
+        self._has_from.pop(sid, None)
+        if conversation_id is None or not sent or not self._died(reason):
+            return
+        # Found dead, not closed by its page: what it was sent since it last proved alive may
+        # never have arrived. Deliver it again to this visitor's other sockets (here or on other
+        # gateways), and to the next one they open.
+        cutoff = self._last_alive(sid)
+        unsure = [seq for t, seq in sent if t >= cutoff]
+        if not unsure:
+            return
+        seq = min(unsure) - 1
+        log.info("visitor socket of %s died (%s); messages after seq %d are sent again", conversation_id, reason, seq)
+        if not self._has_listeners(conversation_id):
+            self._dirty.discard(conversation_id)
+            if self._emitted.get(conversation_id, 0) > seq:
+                self._emitted[conversation_id] = seq
+        task = asyncio.create_task(self._rewind(conversation_id, seq))
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    def _last_alive(self, sid: str) -> float:
+        """When the socket last proved it had read everything sent to it: engine.io sends the ping
+        that went unanswered ``ping_interval`` after the client's last pong, and the client had
+        read everything sent before the ping it answered. No ping pending: its last pong came
+        less than a ping interval ago."""
+        interval = self._ping_interval
+        try:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+            last_ping = getattr(self.sio.eio.sockets.get(eio_sid), "last_ping", None)
+        except Exception:
+            last_ping = None
+        if isinstance(last_ping, (int, float)) and last_ping:
+            return float(last_ping) - interval - 1.0
+        return time.time() - interval - 1.0
+
+    def _died(self, reason: Any) -> bool:
+        known = getattr(self.sio, "reason", None)
+        if known is None or reason is None:
+            return False  # a python-socketio that does not say why: as before, trust the send
+        return reason in (known.PING_TIMEOUT, known.TRANSPORT_ERROR)
+
+    async def _rewind(self, conversation_id: str, seq: int) -> None:
+        try:
+            await self.store.rewind_delivered(conversation_id, seq)
+        except HandoffError as exc:  # the store is down: the bus still reaches the live sockets
+            log.warning("could not lower the delivery mark of %s: %s", conversation_id, exc)
+        await self.bus.publish(Event(id=0, type=REWIND, conversation_id=conversation_id, data={"seq": seq},
+                                     created_at=now()))
 
     def _has_listeners(self, conversation_id: str) -> bool:
         rooms = self.sio.manager.rooms.get("/", {})
@@ -97,12 +158,13 @@ class VisitorSockets:
         if previous and previous != session_id:
             await self.sio.leave_room(sid, previous)
         self._session_of[sid] = session_id
+        self._has_from.pop(sid, None)
         await self.sio.enter_room(sid, session_id)
         await self.sio.emit("session_confirm", session_id, room=sid)
         try:
             conv = await self.service.visitor_connected(session_id)
             self.outage.note_status(session_id, conv.status.value)
-            await self._replay(session_id, conv.visitor_delivered_seq)
+            self._has_from[sid] = await self._replay(session_id, conv.visitor_delivered_seq)
         except HandoffError as exc:
             # The store is down: the visitor stays connected; the replay happens on the next
             # reconnect. Nothing is lost, it is just not re-sent now.
@@ -156,7 +218,7 @@ class VisitorSockets:
     async def _emit_now(self, conversation_id: str, payload: dict[str, Any]) -> None:
         await self._send_to_room(conversation_id, BOT_EVENT, payload)
 
-    async def _send_to_room(self, room: str, event: str, payload: Any) -> None:
+    async def _send_to_room(self, room: str, event: str, payload: Any, seq: Optional[int] = None) -> None:
         """``sio.emit(event, payload, room=room)`` without its task per recipient. python-socketio's
         emit starts a task for every socket in the room and waits for them all: two trips through
         the event loop's queue per message, and the relay, which sends every visitor's messages
@@ -166,12 +228,25 @@ class VisitorSockets:
         encoded = pkt.encode()
         parts = encoded if isinstance(encoded, list) else [encoded]
         eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in parts]
-        for _sid, eio_sid in self.sio.manager.get_participants("/", room):
+        sent_at = time.time()
+        for sid, eio_sid in self.sio.manager.get_participants("/", room):
             try:
                 for p in eio_packets:
                     await self.sio.eio.send_packet(eio_sid, p)
             except Exception as exc:  # a socket closing meanwhile; its visitor gets a replay on reconnect
                 log.debug("could not send to %s: %s", eio_sid, exc)
+            if seq is not None:
+                self._note_sent(sid, sent_at, seq)
+
+    def _note_sent(self, sid: str, sent_at: float, seq: int) -> None:
+        recent = self._sent.get(sid)
+        if recent is None:
+            if sid not in self._session_of:
+                return  # disconnected meanwhile
+            recent = self._sent[sid] = deque()
+        recent.append((sent_at, seq))
+        while recent and recent[0][0] < sent_at - self._keep_sent_s:
+            recent.popleft()
 
     def _mark_emitted(self, conversation_id: str, seq: int) -> None:
         self._emitted[conversation_id] = max(seq, self._emitted.get(conversation_id, 0))
@@ -181,10 +256,12 @@ class VisitorSockets:
         if payload is None or msg.seq <= self._emitted.get(msg.conversation_id, 0):
             return
         self._emitted[msg.conversation_id] = msg.seq
-        await self._send_to_room(msg.conversation_id, BOT_EVENT, payload)
+        await self._send_to_room(msg.conversation_id, BOT_EVENT, payload, seq=msg.seq)
         self._dirty.add(msg.conversation_id)
 
-    async def _replay(self, conversation_id: str, delivered_seq: int) -> None:
+    async def _replay(self, conversation_id: str, delivered_seq: int) -> int:
+        """Send the room what the store has after ``delivered_seq`` (or after what this gateway sent
+        it already). Returns the seq it started after."""
         self._replaying.add(conversation_id)
         try:
             start = max(delivered_seq, self._emitted.get(conversation_id, 0))
@@ -200,6 +277,23 @@ class VisitorSockets:
                     break
         finally:
             self._replaying.discard(conversation_id)
+        return start
+
+    async def _resend(self, conversation_id: str, seq: int) -> None:
+        """A socket of this visitor died (here or on another gateway) with the messages after
+        ``seq`` perhaps unread: send them to each socket here that joined after they went out."""
+        behind = {sid: self._has_from[sid] for sid, _eio in self.sio.manager.get_participants("/", conversation_id)
+                  if self._has_from.get(sid, 0) > seq}
+        if not behind:
+            return
+        missed = [m for m in await self.store.messages(conversation_id, after_seq=seq) if m.role.visible_to_visitor]
+        for sid, has_from in behind.items():
+            for msg in missed:
+                payload = to_widget(msg)
+                if msg.seq <= has_from and payload is not None:
+                    await self._send_to_room(sid, BOT_EVENT, payload, seq=msg.seq)
+            if sid in self._has_from:
+                self._has_from[sid] = seq
 
     async def _resync(self) -> None:
         """Events may have been missed: re-send from the store to every connected visitor."""
@@ -232,6 +326,9 @@ class VisitorSockets:
     async def _relay_one(self, event: Event) -> None:
         if event.type == RESYNC:
             await self._resync()
+            return
+        if event.type == REWIND:
+            await self._resend(event.conversation_id, int(event.data.get("seq") or 0))
             return
         conv = event.data.get("conversation")
         if isinstance(conv, dict) and conv.get("status"):

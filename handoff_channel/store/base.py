@@ -143,6 +143,11 @@ class ConversationStore(Protocol):
         """``mark_delivered`` for each conversation id -> seq, in one transaction."""
         ...
 
+    async def rewind_delivered(self, conversation_id: str, seq: int) -> None:
+        """Lower the visitor's delivery mark to ``seq`` (never raise it): what was sent after it went
+        to a socket that died, so it may never have arrived."""
+        ...
+
     # feed
     async def events_after(self, last_id: int, limit: int = 500) -> list[Event]: ...
 

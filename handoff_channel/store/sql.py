@@ -970,6 +970,15 @@ class SqlConversationStore:
         if marks:
             await self._tx(run)
 
+    async def rewind_delivered(self, conversation_id: str, seq: int) -> None:
+        def run(c: Connection) -> None:
+            c.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id, conversations.c.visitor_delivered_seq > seq)
+                .values(visitor_delivered_seq=seq)
+            )
+        await self._tx(run)
+
     # -- feed ----------------------------------------------------------------------------------
     async def events_after(self, last_id: int, limit: int = 500) -> list[Event]:
         def run(c: Connection) -> list[Event]:

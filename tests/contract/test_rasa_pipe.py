@@ -26,6 +26,8 @@ class StandInRasa:
         self.up = up
         self.turns: list[dict[str, Any]] = []
         self.handbacks: list[dict[str, Any]] = []
+        self.logs: list[dict[str, Any]] = []
+        self.calls: list[str] = []  # the order requests came in: "turn", "log", "handback"
         self.refused = 0
 
     async def turn(self, request: web.Request) -> web.Response:
@@ -34,17 +36,29 @@ class StandInRasa:
             return web.json_response({"error": {"code": "not_ready"}}, status=503)
         body = await request.json()
         self.turns.append(body)
+        self.calls.append("turn")
         return web.json_response({"messages": [{"text": f"answer to {body['text']}"}]})
 
     async def handback(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.handbacks.append(body)
+        self.calls.append("handback")
         return web.json_response({"messages": [{"text": "I'm back. Anything else?"}]})
+
+    async def log(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.logs.append(body)
+        self.calls.append("log")
+        return web.json_response({"logged": len(body["entries"]), "intents": {}})
+
+    def logged(self) -> list[str]:
+        return [e["text"] for b in self.logs for e in b["entries"]]
 
     async def serve(self) -> tuple[web.AppRunner, str]:
         app = web.Application()
         app.router.add_post("/webhooks/handoff/turn", self.turn)
         app.router.add_post("/webhooks/handoff/handback", self.handback)
+        app.router.add_post("/webhooks/handoff/log", self.log)
         runner = web.AppRunner(app)
         await runner.setup()
         port = free_port()
@@ -136,4 +150,79 @@ async def test_a_turn_or_hand_back_sent_again_after_a_crash_says_retry(tmp_path:
         assert rasa.handbacks[0]["handback_id"] == rasa.handbacks[1]["handback_id"]
         await _stopped(third)
     finally:
+        await runner.cleanup()
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_a_claimed_stretch_reaches_rasa_in_one_batch_before_its_hand_back(tmp_path: Path) -> None:
+    """While queued, a visitor line reaches Rasa within the short batch (NLU must see a "never
+    mind" at once). Once an agent has claimed the conversation its lines wait for the longer batch;
+    the hand-back sends them all first, in order, then the hand-back itself."""
+    rasa = StandInRasa(up=True)
+    runner, url = await rasa.serve()
+    settings = Settings(rasa_url=url, rasa_token="t", rasa_timeout_s=5.0, rasa_retry_max_s=0.2,
+                        rasa_log_batch_s=0.2, rasa_log_claimed_batch_s=30)
+    pipe = await _pipe_on(f"sqlite:///{tmp_path / 'h.db'}", settings)
+    svc = pipe.service
+    try:
+        sarah = await svc.store.create_agent("sarah", "Sarah", "hash")
+        await svc.visitor_message("c-1", "I want a human", client_id="v-1")
+        await _until(lambda: rasa.calls == ["turn"])
+        await svc.record_handoff("c-1", Handoff(reason="explicit_request"))
+        await svc.visitor_message("c-1", "are you there?", client_id="v-2")
+        await _until(lambda: "are you there?" in rasa.logged(), timeout=3.0)  # queued: at once
+
+        await svc.claim("c-1", sarah)
+        logs_before = len(rasa.logs)
+        for i in range(3):
+            await svc.visitor_message("c-1", f"line {i}", client_id=f"v-l{i}")
+            await svc.agent_reply("c-1", sarah, f"answer {i}")
+        await asyncio.sleep(1.0)  # five short batches long
+        assert len(rasa.logs) == logs_before  # claimed: nothing sent yet
+        assert await svc.store.conversations_with_pending_outbox() == ["c-1"]
+
+        await svc.hand_back("c-1", sarah)
+        await _until(lambda: len(rasa.handbacks) == 1)
+        assert rasa.calls[-2:] == ["log", "handback"]
+        last = [e["text"] for e in rasa.logs[-1]["entries"]]
+        assert [t for t in last if t.startswith(("line", "answer"))] == [
+            "line 0", "answer 0", "line 1", "answer 1", "line 2", "answer 2"]
+        assert rasa.logged().count("line 0") == 1
+        await _drained(pipe)
+        assert await svc.store.conversations_with_pending_outbox() == []
+    finally:
+        await _stopped(pipe)
+        await runner.cleanup()
+
+
+async def test_a_claimed_stretch_is_recorded_when_its_batch_is_due_without_a_hand_back(tmp_path: Path) -> None:
+    rasa = StandInRasa(up=True)
+    runner, url = await rasa.serve()
+    settings = Settings(rasa_url=url, rasa_token="t", rasa_timeout_s=5.0, rasa_retry_max_s=0.2,
+                        rasa_log_batch_s=0.1, rasa_log_claimed_batch_s=1.5)
+    pipe = await _pipe_on(f"sqlite:///{tmp_path / 'h.db'}", settings)
+    svc = pipe.service
+    try:
+        sarah = await svc.store.create_agent("sarah", "Sarah", "hash")
+        await svc.visitor_message("c-1", "I want a human", client_id="v-1")
+        await svc.record_handoff("c-1", Handoff(reason="explicit_request"))
+        await svc.claim("c-1", sarah)
+        await _drained(pipe)
+        logs_before = len(rasa.logs)
+        await svc.visitor_message("c-1", "first", client_id="v-a")
+        await asyncio.sleep(0.5)
+        await svc.visitor_message("c-1", "second", client_id="v-b")  # wakes the worker; the batch stays due at 1.5 s
+        await asyncio.sleep(0.5)
+        assert len(rasa.logs) == logs_before
+        await _until(lambda: len(rasa.logs) == logs_before + 1, timeout=3.0)
+        assert [e["text"] for e in rasa.logs[-1]["entries"]] == ["first", "second"]
+    finally:
+        await _stopped(pipe)
         await runner.cleanup()

@@ -4,6 +4,7 @@ action server), and an agent on the inbox API with SSE."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import aiohttp
@@ -184,6 +185,56 @@ async def test_visitor_who_reconnects_receives_what_the_agent_sent_meanwhile(sta
     await again.wait_text("I found your parcel")
     assert again.texts() == ["Are you still there?", "I found your parcel."]
     await again.close()
+
+
+class DeadSocket:
+    """A widget whose network drops without a word: an engine.io long-polling session that joins
+    the visitor's session and then never polls or answers a ping again."""
+
+    def __init__(self, url: str) -> None:
+        self.base = f"{url}/socket.io/?EIO=4&transport=polling"
+        self.http = aiohttp.ClientSession()
+
+    async def join(self, session_id: str) -> None:
+        async with self.http.get(self.base) as r:
+            handshake = json.loads((await r.text())[1:])
+        url = f"{self.base}&sid={handshake['sid']}"
+        for body in ("40", '42["session_request",{"session_id":"%s"}]' % session_id):
+            async with self.http.post(url, data=body) as r:
+                assert r.status == 200, await r.text()
+        confirmed = ""
+        while "session_confirm" not in confirmed:
+            async with self.http.get(url) as r:
+                confirmed += await r.text()
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+@pytest.mark.timeout(180)
+async def test_a_reply_sent_to_a_socket_whose_network_died_reaches_the_visitor_s_next_one(
+    stack: Stack, sarah: AgentClient
+) -> None:
+    """The visitor's phone loses its network: the gateway keeps its socket until the ping times out
+    (~40 s) and sends the agent's reply into it. The widget reconnects on a new socket before that.
+    The reply must still reach it, once, when the old socket is found dead."""
+    visitor, cid = await ask_for_human(stack, sarah)
+    await sarah.ok("POST", f"/api/conversations/{cid}/claim")
+    await visitor.wait_text("joined the chat")
+    dead = DeadSocket(stack.gateway_url)
+    await dead.join(cid)
+    await visitor.close()  # the page's own socket closes cleanly; the dead one stays in the room
+    await sarah.ok("POST", f"/api/conversations/{cid}/messages", {"text": "Your refund is on its way."})
+    await asyncio.sleep(1.5)  # the gateway has counted it delivered (into the dead socket)
+    again = Visitor(stack.gateway_url, session_id=cid)
+    assert await again.connect() == cid
+    try:
+        await again.wait_text("refund is on its way", timeout=90)
+        await asyncio.sleep(2)
+        assert again.texts().count("Your refund is on its way.") == 1
+    finally:
+        await again.close()
+        await dead.close()
 
 
 async def test_a_visitor_with_two_tabs_gets_every_reply_once_in_order_in_both(stack: Stack, sarah: AgentClient) -> None:
