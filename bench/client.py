@@ -544,6 +544,14 @@ async def paced(convs: list[Conv], pacing: Pacing, work: Callable[[Conv, int], A
     return pc() - start
 
 
+async def warm_up(args: argparse.Namespace, convs: list[Conv], hub: Hub, pacing: Pacing) -> None:
+    """The same load, unmeasured, for ``--warmup`` seconds: the gateway holds a claimed
+    conversation's lines up to that long before Rasa records them, so a window that started cold
+    would measure forwarding without that work."""
+    if args.warmup > 0:
+        await paced(convs, Pacing(pacing.think, args.warmup), Forwarding(hub).round)
+
+
 class Probe:
     """CPU seconds of the servers and of this client over a stretch of load."""
 
@@ -979,12 +987,13 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
         await grow(n)
         settled = await settle(args.rasa_pid, "rasa")
         pacing = Pacing(p["thinks"][n], p["durations"][n])
+        await warm_up(args, convs, hub, pacing)
         fwd = Forwarding(hub)
         probe = Probe(pids)
         await paced(convs, pacing, fwd.round)
         level_probe = probe.result()
         await fwd.drain()
-        level = dict(fwd.result(), **level_probe, think_s=pacing.think, duration_s=pacing.duration,
+        level = dict(fwd.result(), **level_probe, think_s=pacing.think, duration_s=pacing.duration, warmup_s=args.warmup,
                      settle_before_s=settled, dropped_visitors=sum(1 for c in convs if c.visitor.dropped),
                      sse_stream_errors=sum(a.stream_errors for a in agents), loadavg=os.getloadavg())
         level["rasa_busy_after_s"] = await settle(args.rasa_pid, "rasa", limit=120)
@@ -1017,6 +1026,7 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
     await close_all([c.visitor for c in convs[m["human"]:]])
     await settle(args.rasa_pid, "rasa")
     pacing = Pacing(m["think"], m["duration"])
+    await warm_up(args, humans, hub, pacing)
     bots = BotTurns()
     fwd = Forwarding(hub)
     until = pc() + m["duration"]
@@ -1030,7 +1040,8 @@ async def run_product(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(paced(humans, pacing, fwd.round), *(bot_visitor() for _ in range(m["bot"])))
     mixed_probe = probe.result()
     await fwd.drain()
-    out["mixed"] = {"forwarding": fwd.result(), "bot_turns": bots.result(), **mixed_probe, "loadavg": os.getloadavg()}
+    out["mixed"] = {"forwarding": fwd.result(), "bot_turns": bots.result(), **mixed_probe, "loadavg": os.getloadavg(),
+                    "warmup_s": args.warmup}
     log(f"mixed: v2a p99 {out['mixed']['forwarding']['v2a'].get('p99')} ms, a2v p99 "
         f"{out['mixed']['forwarding']['a2v'].get('p99')} ms, bot p50/p99 {out['mixed']['bot_turns'].get('p50')}/"
         f"{out['mixed']['bot_turns'].get('p99')} ms")
@@ -1058,6 +1069,8 @@ def main() -> None:
     ap.add_argument("--tracker-db", default="")
     ap.add_argument("--password", default="")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--warmup", type=float, default=0.0,
+                    help="unmeasured load before each forwarding measurement (the claimed record batch)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--parts", default="", help=f"product: comma-separated subset of {','.join(PARTS)}; "
                     "floor: levels and/or mixed (default: all)")

@@ -352,6 +352,15 @@ def lat(d: dict[str, Any]) -> list[str]:
     return [f(d.get("p50")), f(d.get("p95")), f(d.get("p99"))]
 
 
+def warmup_note(prod: dict[str, Any]) -> str:
+    w = max([float(lv.get("warmup_s") or 0) for lv in prod.get("levels", {}).values()] or [0.0])
+    if not w:
+        return ""
+    return (f"Before each level, and before the mixed load, the same load runs {w:g} s unmeasured: the gateway "
+            "holds a claimed conversation's lines up to `HANDOFF_RASA_LOG_CLAIMED_BATCH_S` before Rasa records "
+            "them together, so a window that started cold would leave Rasa's recording out of it. ")
+
+
 def render(res: dict[str, Any], png_names: list[str], png_rel: str) -> tuple[str, str]:
     floor, prod = res["floor"], res["product"]
     mach, ver = res["machine"], res["versions"]
@@ -506,7 +515,7 @@ latency with the same clock. Percentiles are nearest-rank.
    (a person types a line every ~10 s; the short think times at small N only collect enough samples).
    Each level lasts {', '.join(f'{d:g} s at N={n}' for n, d in sorted((int(k), v) for k, v in p['durations'].items()))}:
    at N=500 that is ~3,000 rounds, so each direction's p99 rests on its ~30 slowest lines, not on ten.
-   Between levels the harness waits until Rasa has drained the logged human stretch.
+   {warmup_note(prod)}Between levels the harness waits until Rasa has drained the logged human stretch.
 4. **Hand-off latency**: the *action's end* is the timestamp of the `pause` event that `action_handoff`
    returns, as Rasa writes it into the tracker (SQL tracker store): Rasa stamps the action's events with
    `time.time()` when it applies them, right after the action server answered

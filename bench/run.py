@@ -159,8 +159,24 @@ def extract(ref: str) -> tuple[Path, str]:
     return root, sha
 
 
+def record_warmup(args: argparse.Namespace) -> float:
+    """How long the gateway may hold a claimed conversation's lines before Rasa records them
+    (``HANDOFF_RASA_LOG_CLAIMED_BATCH_S``): each forwarding measurement starts after that much
+    unmeasured load, so that Rasa's recording runs inside the window as it would all day. None in
+    a --quick smoke run."""
+    if args.quick:
+        return 0.0
+    from handoff_channel.settings import Settings
+
+    env = dict(kv.split("=", 1) for kv in args.stack_env)
+    value = env.get("HANDOFF_RASA_LOG_CLAIMED_BATCH_S", os.environ.get("HANDOFF_RASA_LOG_CLAIMED_BATCH_S"))
+    batch = float(value) if value else Settings().rasa_log_claimed_batch_s
+    return max(0.0, batch) + (2.0 if batch > 0 else 0.0)
+
+
 def client_opts(args: argparse.Namespace) -> dict[str, Any]:
-    return {"quick": args.quick, "parts": args.parts or None, "levels": args.levels or None}
+    return {"quick": args.quick, "parts": args.parts or None, "levels": args.levels or None,
+            "warmup": record_warmup(args) or None}
 
 
 def run_client(client_python: str, mode: str, out: Path, timeout: float,
@@ -313,7 +329,7 @@ def scale_out_phase(args: argparse.Namespace, work: Path, model: Path, code_root
             args.client_python, "product", work / f"scale-out{tag}.json", 1800 if not args.quick else 240,
             url=f"http://127.0.0.1:{lb_port}", pid=a.procs["gateway"].pid, pid2=b.procs["gateway"].pid,
             rasa_pid=a.procs["rasa"].pid, tracker_db=a.tracker_db, password=AGENT_PASSWORD, quick=args.quick,
-            parts="levels", levels=levels, pin="gw1,gw2",
+            parts="levels", levels=levels, pin="gw1,gw2", warmup=record_warmup(args) or None,
         )
         result["loadavg_end"] = os.getloadavg()
         return result
