@@ -55,6 +55,8 @@ class VisitorSockets:
         # it was sent lately, and from which seq it has had everything (its replay's start).
         self._sent: dict[str, deque[tuple[float, int]]] = {}  # socket id -> (time.time(), seq)
         self._has_from: dict[str, int] = {}  # socket id -> it was sent every message after this seq
+        # A rewind must land after a flush of delivery marks already on its way to the store.
+        self._marks = asyncio.Lock()
         self._ping_interval = float(getattr(sio.eio, "ping_interval", 25))
         self._keep_sent_s = 2 * (self._ping_interval + float(getattr(sio.eio, "ping_timeout", 20))) + 5
         self._tasks: list[asyncio.Task[None]] = []
@@ -141,7 +143,8 @@ class VisitorSockets:
 
     async def _rewind(self, conversation_id: str, seq: int) -> None:
         try:
-            await self.store.rewind_delivered(conversation_id, seq)
+            async with self._marks:
+                await self.store.rewind_delivered(conversation_id, seq)
         except HandoffError as exc:  # the store is down: the bus still reaches the live sockets
             log.warning("could not lower the delivery mark of %s: %s", conversation_id, exc)
         await self.bus.publish(Event(id=0, type=REWIND, conversation_id=conversation_id, data={"seq": seq},
@@ -357,12 +360,13 @@ class VisitorSockets:
             self._emitted[cid] = msg.seq
 
     async def _persist_delivered(self) -> None:
-        dirty, self._dirty = self._dirty, set()
-        try:
-            await self.store.mark_delivered_many({cid: self._emitted[cid] for cid in dirty})
-        except Exception:
-            self._dirty |= dirty
-            raise
+        async with self._marks:
+            dirty, self._dirty = self._dirty, set()
+            try:
+                await self.store.mark_delivered_many({cid: self._emitted[cid] for cid in dirty})
+            except Exception:
+                self._dirty |= dirty
+                raise
 
     async def _flush_delivered(self) -> None:
         while True:
