@@ -6,8 +6,9 @@ that can be "away" (503) and notes every request: the point is what reaches it."
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 
@@ -161,17 +162,26 @@ async def _until(predicate: Any, timeout: float = 5.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+@asynccontextmanager
+async def _batching_pipe(tmp_path: Path, batch_s: float, claimed_batch_s: float) -> AsyncIterator[tuple[StandInRasa, RasaPipe]]:
+    rasa = StandInRasa(up=True)
+    runner, url = await rasa.serve()
+    settings = Settings(rasa_url=url, rasa_token="t", rasa_timeout_s=5.0, rasa_retry_max_s=0.2,
+                        rasa_log_batch_s=batch_s, rasa_log_claimed_batch_s=claimed_batch_s)
+    pipe = await _pipe_on(f"sqlite:///{tmp_path / 'h.db'}", settings)
+    try:
+        yield rasa, pipe
+    finally:
+        await _stopped(pipe)
+        await runner.cleanup()
+
+
 async def test_a_claimed_stretch_reaches_rasa_in_one_batch_before_its_hand_back(tmp_path: Path) -> None:
     """While queued, a visitor line reaches Rasa within the short batch (NLU must see a "never
     mind" at once). Once an agent has claimed the conversation its lines wait for the longer batch;
     the hand-back sends them all first, in order, then the hand-back itself."""
-    rasa = StandInRasa(up=True)
-    runner, url = await rasa.serve()
-    settings = Settings(rasa_url=url, rasa_token="t", rasa_timeout_s=5.0, rasa_retry_max_s=0.2,
-                        rasa_log_batch_s=0.2, rasa_log_claimed_batch_s=30)
-    pipe = await _pipe_on(f"sqlite:///{tmp_path / 'h.db'}", settings)
-    svc = pipe.service
-    try:
+    async with _batching_pipe(tmp_path, 0.2, 30) as (rasa, pipe):
+        svc = pipe.service
         sarah = await svc.store.create_agent("sarah", "Sarah", "hash")
         await svc.visitor_message("c-1", "I want a human", client_id="v-1")
         await _until(lambda: rasa.calls == ["turn"])
@@ -197,19 +207,11 @@ async def test_a_claimed_stretch_reaches_rasa_in_one_batch_before_its_hand_back(
         assert rasa.logged().count("line 0") == 1
         await _drained(pipe)
         assert await svc.store.conversations_with_pending_outbox() == []
-    finally:
-        await _stopped(pipe)
-        await runner.cleanup()
 
 
 async def test_a_claimed_stretch_is_recorded_when_its_batch_is_due_without_a_hand_back(tmp_path: Path) -> None:
-    rasa = StandInRasa(up=True)
-    runner, url = await rasa.serve()
-    settings = Settings(rasa_url=url, rasa_token="t", rasa_timeout_s=5.0, rasa_retry_max_s=0.2,
-                        rasa_log_batch_s=0.1, rasa_log_claimed_batch_s=1.5)
-    pipe = await _pipe_on(f"sqlite:///{tmp_path / 'h.db'}", settings)
-    svc = pipe.service
-    try:
+    async with _batching_pipe(tmp_path, 0.1, 1.5) as (rasa, pipe):
+        svc = pipe.service
         sarah = await svc.store.create_agent("sarah", "Sarah", "hash")
         await svc.visitor_message("c-1", "I want a human", client_id="v-1")
         await svc.record_handoff("c-1", Handoff(reason="explicit_request"))
@@ -223,6 +225,3 @@ async def test_a_claimed_stretch_is_recorded_when_its_batch_is_due_without_a_han
         assert len(rasa.logs) == logs_before
         await _until(lambda: len(rasa.logs) == logs_before + 1, timeout=3.0)
         assert [e["text"] for e in rasa.logs[-1]["entries"]] == ["first", "second"]
-    finally:
-        await _stopped(pipe)
-        await runner.cleanup()
