@@ -373,6 +373,11 @@ async def test_rasa_restart_never_gaps_humans_and_answers_bot_visitors_afterward
     finally:
         prod.a.start_rasa()
         prod.b.start_rasa()
+    # These waits block this test's event loop for the ~40 s Rasa takes to load: the visitors'
+    # sockets stop answering pings, as on a stalled network. When the earlier kill -9 test left
+    # them on gateway b, they come back through nginx on gateway a while b still sends the bot's
+    # answers into the stalled sockets; b finds them dead when their pings time out, and the
+    # answers must then reach the new sockets on a (before that fix, this failed 2 runs in 3).
     prod.a.wait_ready(timeout=300)
     prod.b.wait_ready(timeout=300)
     try:
