@@ -24,6 +24,12 @@ from .webchat import from_rasa
 log = logging.getLogger(__name__)
 
 
+# A claimed conversation's lines go to Rasa once this many wait, whatever the batch time, and no
+# request records more: it bounds what a hand-back must record first (NLU of each visitor line,
+# ~10 ms) and the size of one request, when a visitor pastes or types line after line.
+LOG_BATCH_MAX_LINES = 20
+
+
 class RasaRejected(Exception):
     """Rasa answered 4xx: retrying the same request cannot help."""
 
@@ -257,7 +263,7 @@ class RasaPipe:
         if conv is None or not all(_is_record(i, conv) for i in items):
             return 0.0
         batch = self.settings.rasa_log_batch_s
-        if conv.status is Status.ASSIGNED:
+        if conv.status is Status.ASSIGNED and len(items) < LOG_BATCH_MAX_LINES:
             batch = max(batch, self.settings.rasa_log_claimed_batch_s)
         if batch <= 0:
             return 0.0
@@ -320,7 +326,7 @@ class RasaPipe:
             return 1
         # A run of records.
         batch: list[OutboxItem] = []
-        for item in items:
+        for item in items[:LOG_BATCH_MAX_LINES]:
             if _is_record(item, conv):
                 batch.append(item)
             else:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from handoff_channel.bus import MemoryEventBus
 from handoff_channel.models import Handoff, Move, Role, VisitorChoice
-from handoff_channel.rasa_pipe import RasaClient, RasaPipe
+from handoff_channel.rasa_pipe import LOG_BATCH_MAX_LINES, RasaClient, RasaPipe
 from handoff_channel.service import HandoffService
 from handoff_channel.settings import Settings
 from handoff_channel.store import SqlConversationStore
@@ -225,3 +225,25 @@ async def test_a_claimed_stretch_is_recorded_when_its_batch_is_due_without_a_han
         assert len(rasa.logs) == logs_before
         await _until(lambda: len(rasa.logs) == logs_before + 1, timeout=3.0)
         assert [e["text"] for e in rasa.logs[-1]["entries"]] == ["first", "second"]
+
+
+async def test_a_claimed_visitor_who_types_fast_is_recorded_in_batches_of_bounded_size(tmp_path: Path) -> None:
+    async with _batching_pipe(tmp_path, 0.1, 30) as (rasa, pipe):
+        svc = pipe.service
+        sarah = await svc.store.create_agent("sarah", "Sarah", "hash")
+        await svc.visitor_message("c-1", "I want a human", client_id="v-1")
+        await svc.record_handoff("c-1", Handoff(reason="explicit_request"))
+        await svc.claim("c-1", sarah)
+        logs_before = len(rasa.logs)
+        lines = [f"pasted line {i}" for i in range(2 * LOG_BATCH_MAX_LINES + 5)]
+        for i, text in enumerate(lines):
+            await svc.visitor_message("c-1", text, client_id=f"v-p{i}")
+        await _until(lambda: len(rasa.logs) - logs_before >= 2)
+        await asyncio.sleep(0.5)
+        batches = rasa.logs[logs_before:]
+        assert [len(b["entries"]) for b in batches] == [LOG_BATCH_MAX_LINES, LOG_BATCH_MAX_LINES]
+        waiting = [t for t in lines if t not in rasa.logged()]
+        assert 0 < len(waiting) < LOG_BATCH_MAX_LINES  # these wait for the batch time or the hand-back
+        await svc.hand_back("c-1", sarah)
+        await _until(lambda: len(rasa.handbacks) == 1)
+        assert [t for t in rasa.logged() if t.startswith("pasted")] == lines
