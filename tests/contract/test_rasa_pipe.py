@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from handoff_channel.bus import MemoryEventBus
-from handoff_channel.models import Handoff, Move, Role, VisitorChoice
+from handoff_channel.models import Agent, Handoff, Move, Role, VisitorChoice
 from handoff_channel.rasa_pipe import LOG_BATCH_MAX_LINES, RasaClient, RasaPipe
 from handoff_channel.service import HandoffService
 from handoff_channel.settings import Settings
@@ -176,6 +176,15 @@ async def _batching_pipe(tmp_path: Path, batch_s: float, claimed_batch_s: float)
         await runner.cleanup()
 
 
+async def _claimed(svc: HandoffService, conversation_id: str) -> Agent:
+    """A conversation that asked for a person and that sarah has claimed."""
+    sarah = await svc.store.create_agent("sarah", "Sarah", "hash")
+    await svc.visitor_message(conversation_id, "I want a human", client_id="v-1")
+    await svc.record_handoff(conversation_id, Handoff(reason="explicit_request"))
+    await svc.claim(conversation_id, sarah)
+    return sarah
+
+
 async def test_a_claimed_stretch_reaches_rasa_in_one_batch_before_its_hand_back(tmp_path: Path) -> None:
     """While queued, a visitor line reaches Rasa within the short batch (NLU must see a "never
     mind" at once). Once an agent has claimed the conversation its lines wait for the longer batch;
@@ -212,10 +221,7 @@ async def test_a_claimed_stretch_reaches_rasa_in_one_batch_before_its_hand_back(
 async def test_a_claimed_stretch_is_recorded_when_its_batch_is_due_without_a_hand_back(tmp_path: Path) -> None:
     async with _batching_pipe(tmp_path, 0.1, 1.5) as (rasa, pipe):
         svc = pipe.service
-        sarah = await svc.store.create_agent("sarah", "Sarah", "hash")
-        await svc.visitor_message("c-1", "I want a human", client_id="v-1")
-        await svc.record_handoff("c-1", Handoff(reason="explicit_request"))
-        await svc.claim("c-1", sarah)
+        await _claimed(svc, "c-1")
         await _drained(pipe)
         logs_before = len(rasa.logs)
         await svc.visitor_message("c-1", "first", client_id="v-a")
@@ -230,10 +236,7 @@ async def test_a_claimed_stretch_is_recorded_when_its_batch_is_due_without_a_han
 async def test_a_claimed_visitor_who_types_fast_is_recorded_in_batches_of_bounded_size(tmp_path: Path) -> None:
     async with _batching_pipe(tmp_path, 0.1, 30) as (rasa, pipe):
         svc = pipe.service
-        sarah = await svc.store.create_agent("sarah", "Sarah", "hash")
-        await svc.visitor_message("c-1", "I want a human", client_id="v-1")
-        await svc.record_handoff("c-1", Handoff(reason="explicit_request"))
-        await svc.claim("c-1", sarah)
+        sarah = await _claimed(svc, "c-1")
         logs_before = len(rasa.logs)
         lines = [f"pasted line {i}" for i in range(2 * LOG_BATCH_MAX_LINES + 5)]
         for i, text in enumerate(lines):
