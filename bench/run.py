@@ -159,6 +159,11 @@ def extract(ref: str) -> tuple[Path, str]:
     return root, sha
 
 
+def stack_env(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--stack-env KEY=VALUE`` options, for the servers' environment."""
+    return dict(kv.split("=", 1) for kv in args.stack_env)
+
+
 def record_warmup(args: argparse.Namespace) -> float:
     """How long the gateway may hold a claimed conversation's lines before Rasa records them
     (``HANDOFF_RASA_LOG_CLAIMED_BATCH_S``): each forwarding measurement starts after that much
@@ -168,8 +173,7 @@ def record_warmup(args: argparse.Namespace) -> float:
         return 0.0
     from handoff_channel.settings import Settings
 
-    env = dict(kv.split("=", 1) for kv in args.stack_env)
-    value = env.get("HANDOFF_RASA_LOG_CLAIMED_BATCH_S", os.environ.get("HANDOFF_RASA_LOG_CLAIMED_BATCH_S"))
+    value = stack_env(args).get("HANDOFF_RASA_LOG_CLAIMED_BATCH_S", os.environ.get("HANDOFF_RASA_LOG_CLAIMED_BATCH_S"))
     batch = float(value) if value else Settings().rasa_log_claimed_batch_s
     return max(0.0, batch) + (2.0 if batch > 0 else 0.0)
 
@@ -234,7 +238,7 @@ def start_stock_rasa(stack: Stack, model: Path, port: int, overlay: Path, work: 
 
 def product_phase(args: argparse.Namespace, work: Path, model: Path, code_root: Optional[Path] = None,
                   tag: str = "") -> dict[str, Any]:
-    extra = dict(kv.split("=", 1) for kv in args.stack_env)
+    extra = stack_env(args)
     stages_dir: Optional[Path] = None
     if args.stages:
         stages_dir = work / f"stages{tag}"
@@ -301,7 +305,7 @@ def scale_out_phase(args: argparse.Namespace, work: Path, model: Path, code_root
     bus = f"{redis_url}?channel_prefix=bench{tag}"
     token = "bench-" + secrets.token_hex(16)
     common: dict[str, Any] = dict(model=model, token=token, db_url=db_url, bus_url=bus, actions_port=free_port(),
-                                  rasa_port=free_port(), extra_env=dict(kv.split("=", 1) for kv in args.stack_env))
+                                  rasa_port=free_port(), extra_env=stack_env(args))
     a = CodeStack(run_dir=work / f"scale-a{tag}", gateway_port=free_port(), **common)
     b = CodeStack(run_dir=work / f"scale-b{tag}", gateway_port=free_port(), **common)
     a.code_root = b.code_root = code_root
