@@ -21,12 +21,15 @@ import os
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.processor import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
+from rasa.shared.constants import DEFAULT_SENDER_ID
 from rasa.shared.core.events import (
     ActionExecuted,
     BotUttered,
     ConversationResumed,
     UserUttered,
 )
+from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -114,6 +117,36 @@ def _requests(requests: Dict[Text, Dict[Text, Any]]) -> Dict[Text, Any]:
 def _answer(messages: List[Dict[Text, Any]], **extra: Any) -> Dict[Text, Any]:
     visible, requests = split_requests(messages)
     return {"messages": visible, **_requests(requests), **extra}
+
+
+
+async def parse_many(agent: Any, texts: List[Text]) -> List[Dict[Text, Any]]:
+    """What ``agent.parse_message`` makes of each text, with one run of the NLU graph for all of
+    them: a batch-aware classifier (``handoff_channel.nlu.batch_diet.BatchDIETClassifier``) then
+    predicts them in one call. Falls back to one parse per text where the graph is not ours to
+    run (an NLU server) or answers with a different number of messages."""
+    processor = agent.processor
+    if len(texts) < 2 or processor is None or processor.http_interpreter is not None:
+        return [await agent.parse_message(text) for text in texts]
+    target = processor.model_metadata.nlu_target
+    parsed = processor.graph_runner.run(
+        inputs={
+            PLACEHOLDER_MESSAGE: [UserMessage(text) for text in texts],
+            PLACEHOLDER_TRACKER: DialogueStateTracker.from_events(DEFAULT_SENDER_ID, []),
+        },
+        targets=[target],
+    )[target]
+    if len(parsed) != len(texts):
+        return [await agent.parse_message(text) for text in texts]
+    out = []
+    for message in parsed:
+        # The shape MessageProcessor.parse_message gives, and what it does after the graph.
+        parse: Dict[Text, Any] = {"text": "", "intent": {"name": None, "confidence": 0.0}, "entities": []}
+        parse.update(message.as_dict(only_output_properties=True))
+        processor._update_full_retrieval_intent(parse)
+        processor._check_for_unseen_features(parse)
+        out.append(parse)
+    return out
 
 
 def _error(status: int, code: str, message: str) -> HTTPResponse:
@@ -312,11 +345,14 @@ class HandoffInput(InputChannel):
         for entry in entries:
             if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
                 return _error(400, "invalid_payload", "each entry needs a 'role' and a 'text'.")
+        # NLU runs for the record (intent, entities, sentiment), never the policies: all the
+        # visitor lines of the batch in one run.
+        parses = iter(await parse_many(agent, [e["text"] for e in entries if e.get("role") == "visitor"]))
+        for entry in entries:
             ts = entry.get("timestamp") if isinstance(entry.get("timestamp"), (int, float)) else None
             mid = str(entry.get("message_id") or "")
             if entry.get("role") == "visitor":
-                # NLU runs for the record (intent, entities, sentiment), never the policies.
-                parse = await agent.parse_message(entry["text"])
+                parse = next(parses)
                 if mid:
                     top = parse.get("intent") or {}
                     intents[mid] = {"name": top.get("name"), "confidence": top.get("confidence")}

@@ -120,7 +120,10 @@ async def test_bot_stays_silent_while_a_human_owns_the_conversation(stack: Stack
     events = await wait_tracker(stack.tracker_db, cid, lambda ev: "action:action_handback" in kinds(ev))
     k = kinds(events)
     pause, resume = k.index("pause"), k.index("resume")
-    assert [e.get("text") for e in events[pause:resume] if e["event"] == "user"][-10:] == sent
+    recorded = [e for e in events[pause:resume] if e["event"] == "user"][-10:]
+    assert [e.get("text") for e in recorded] == sent
+    # ... each with what NLU made of it (parsed together, as a batch), for the record.
+    assert all(e["parse_data"]["intent"]["name"] and "sentiment" in e["parse_data"] for e in recorded)
     assert not any(e["event"] == "action" and e.get("name") not in ("action_listen",) for e in events[pause:resume])
     await visitor.close()
 
