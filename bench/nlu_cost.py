@@ -1,12 +1,14 @@
 """What Rasa's NLU costs per visitor line, the work Rasa does for every line of the human stretch
-(``/log`` parses each visitor line for the record), and whether parsing lines together is cheaper.
+(``/log`` parses each batch's visitor lines for the record), and what parsing lines together saves.
 
     .venv/bin/python -m bench.nlu_cost [MODEL]   (default: .cache/bench/models/bench.tar.gz)
 
 Prints a table: milliseconds of one core per line through ``Agent.parse_message`` one at a time,
-then through the NLU graph with batches of 1, 5, 10 and 20 lines, and checks that a batch
-classifies every line as a single parse does. Runs on an otherwise idle machine for numbers
-worth comparing; the ratio between rows is what matters."""
+then through the channel's ``parse_many`` (one NLU graph run per batch) with batches of 1, 5, 10
+and 20 lines, once with DIET predicting message by message (the stock ``DIETClassifier.process``)
+and once batched (``BatchDIETClassifier``, when the model's pipeline uses it), alternating so both
+see the same machine. Checks that a batch classifies every line as a single parse does. Run on an
+otherwise idle machine for numbers worth comparing; the ratio between rows is what matters."""
 
 from __future__ import annotations
 
@@ -26,38 +28,47 @@ LINES = [
 
 async def measure(model: Path, rounds: int = 200) -> list[tuple[str, float]]:
     from rasa.core.agent import Agent
-    from rasa.core.channels.channel import UserMessage
-    from rasa.core.processor import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
-    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.nlu.classifiers.diet_classifier import DIETClassifier
     from rasa.utils.log_utils import configure_structlog
+
+    from handoff_channel.nlu.batch_diet import BatchDIETClassifier
+    from handoff_channel.rasa_channel import parse_many
 
     configure_structlog(logging.WARNING)  # no debug line per parse
     agent = Agent.load(str(model))
-    processor = agent.processor
-    assert processor is not None
+    assert agent.processor is not None
     for text in LINES:  # the first calls trace TensorFlow functions
         await agent.parse_message(text)
+    await parse_many(agent, LINES)
     rows: list[tuple[str, float]] = []
     started = time.process_time()
     for i in range(rounds):
         await agent.parse_message(LINES[i % len(LINES)])
     rows.append(("Agent.parse_message, one line at a time", (time.process_time() - started) / rounds * 1000))
-    tracker = DialogueStateTracker.from_events("nlu-cost", [])
-    target = processor.model_metadata.nlu_target
 
-    def graph(texts: list[str]) -> list[dict]:
-        messages = [UserMessage(t, sender_id="nlu-cost") for t in texts]
-        out = processor.graph_runner.run(inputs={PLACEHOLDER_MESSAGE: messages, PLACEHOLDER_TRACKER: tracker},
-                                         targets=[target])[target]
-        return [m.as_dict(only_output_properties=True) for m in out]
-
-    for size in (1, 5, 10, 20):
-        batches = max(1, rounds // size)
-        started = time.process_time()
-        for b in range(batches):
-            graph([LINES[(b + k) % len(LINES)] for k in range(size)])
-        rows.append((f"NLU graph, batches of {size}", (time.process_time() - started) / (batches * size) * 1000))
-    together = graph(LINES)
+    nodes = [n for n in agent.processor.graph_runner._instantiated_nodes.values()
+             if isinstance(n._component, BatchDIETClassifier)]
+    ways = [("DIET message by message", DIETClassifier.process)]
+    if nodes:
+        ways.append(("DIET batched (BatchDIETClassifier)", BatchDIETClassifier.process))
+    else:
+        print("the model's pipeline has no BatchDIETClassifier: only the stock rows are measured")
+    cost: dict[tuple[str, int], list[float]] = {}
+    for _ in range(3):  # alternate the two ways, so both see the same machine
+        for label, process in ways:
+            for node in nodes:
+                node._fn = process
+            for size in (1, 5, 10, 20):
+                batches = max(1, rounds // size // 3)
+                started = time.process_time()
+                for b in range(batches):
+                    await parse_many(agent, [LINES[(b + k) % len(LINES)] for k in range(size)])
+                cost.setdefault((label, size), []).append((time.process_time() - started) / (batches * size) * 1000)
+    for node in nodes:
+        node._fn = BatchDIETClassifier.process
+    for (label, size), ms in cost.items():
+        rows.append((f"parse_many, batches of {size}, {label}", sorted(ms)[1]))
+    together = await parse_many(agent, LINES)
     for text, parsed in zip(LINES, together):
         alone = await agent.parse_message(text)
         if alone["intent"]["name"] != parsed["intent"]["name"]:
