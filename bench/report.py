@@ -219,8 +219,9 @@ def why_md(res: dict[str, Any]) -> str:
             f"Most of the gap is Rasa recording the human stretch and the gateway feeding it: with that recording "
             f"held back, one N=500 run measured p99 15.9 ms against 60.6 ms as shipped, minutes apart "
             f"([ab-runs §8](bench/ab-runs.md)). Recording a claimed conversation's lines in 60 s batches "
-            f"(`HANDOFF_RASA_LOG_CLAIMED_BATCH_S`) cut Rasa's CPU per line by about 40 %, but Rasa still parses "
-            f"every visitor line ([ab-runs §9](bench/ab-runs.md))."
+            f"(`HANDOFF_RASA_LOG_CLAIMED_BATCH_S`) cut Rasa's CPU per line by about 40 % ([ab-runs §9](bench/ab-runs.md)), "
+            f"and predicting a batch's lines in one TensorFlow call (`BatchDIETClassifier`) by about as much again "
+            f"([ab-runs §10](bench/ab-runs.md)); Rasa still parses every visitor line."
             + store_busy(prod))
     mx, fmx = prod.get("mixed"), floor.get("mixed")
     if mx and fmx:
