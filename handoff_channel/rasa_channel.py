@@ -119,7 +119,6 @@ def _answer(messages: List[Dict[Text, Any]], **extra: Any) -> Dict[Text, Any]:
     return {"messages": visible, **_requests(requests), **extra}
 
 
-
 async def parse_many(agent: Any, texts: List[Text]) -> List[Dict[Text, Any]]:
     """What ``agent.parse_message`` makes of each text, with one run of the NLU graph for all of
     them: a batch-aware classifier (``handoff_channel.nlu.batch_diet.BatchDIETClassifier``) then

@@ -6,7 +6,7 @@ a claimed conversation's lines in batches (``/webhooks/handoff/log``) and parses
 of a batch in one NLU run; there the stock classifier still predicts message by message, and its
 per-call cost (building the model data, TensorFlow's function dispatch) is most of what Rasa
 spends on a line. Predicting them together gives each message the same scores (within float
-rounding; ``tests/e2e/test_nlu_batch.py`` checks it against the stock path) for about a quarter
+rounding; ``tests/e2e/test_nlu_batch.py`` checks it against the stock path) for about a third
 of the CPU at ten lines (``python -m bench.nlu_cost``).
 
 Use it in place of ``DIETClassifier`` in ``config.yml`` (same options), and retrain::
