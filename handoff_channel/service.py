@@ -123,7 +123,9 @@ class HandoffService:
         # per second per gateway, and none in between (dropped when availability changes here).
         self._desk: Optional[tuple[float, dict[str, Any]]] = None
         # Set by the Rasa pipe: wakes the worker of a conversation that has new outbox items.
-        self.on_outbox: Callable[[str], None] = lambda _conversation_id: None
+        # Called after anything is queued for Rasa: on_outbox(conversation_id, line=False).
+        # line=True: only a line of a claimed conversation (the agent's or the visitor's).
+        self.on_outbox: Callable[..., None] = lambda _conversation_id, line=False: None
 
     async def _publish(self, events: Iterable[Optional[Event]]) -> None:
         for event in events:
@@ -180,7 +182,7 @@ class HandoffService:
             await self.store.update_metadata(conversation_id, metadata)
         if event is not None:
             await self._publish([event])
-            self.on_outbox(conversation_id)
+            self.on_outbox(conversation_id, line=bool(seen) and seen[-1].status is Status.ASSIGNED)
         return msg
 
     # -- bot results (called by the Rasa pipe) ---------------------------------------------------
@@ -605,7 +607,7 @@ class HandoffService:
         )
         if event is not None:
             await self._publish([event])
-            self.on_outbox(conversation_id)
+            self.on_outbox(conversation_id, line=True)
         return msg
 
     async def add_note(self, conversation_id: str, agent: Agent, text: Any) -> Message:
