@@ -323,10 +323,12 @@ async def test_rasa_answers_a_turn_or_hand_back_sent_again_with_retry_from_its_r
 async def test_rasa_keeps_its_loaded_model_out_of_full_garbage_collections(stack: Stack) -> None:
     """Rasa with its model loaded holds hundreds of thousands of objects: a full collection that
     walks them all stalls every bot turn for hundreds of milliseconds. The channel freezes them
-    once the model is loaded."""
+    once the model is loaded, and collects the middle and the old generation ten times less often
+    than Python would."""
     async with aiohttp.ClientSession() as http:
         async with http.get(stack.rasa_url + "/webhooks/handoff/") as resp:
             health = await resp.json()
     assert health["model_ready"] is True
     assert health["gc"]["frozen"] > 100_000, health
-    assert health["gc"]["thresholds"][2] >= 100, health
+    young, middle, old = health["gc"]["thresholds"]
+    assert middle >= 100 and middle * old >= 1000, health
