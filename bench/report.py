@@ -216,12 +216,13 @@ def why_md(res: dict[str, Any]) -> str:
             f"{pct_core(relay, 'client_cpu_s')}. Per forwarded message the gateway spends "
             f"{f(1000 * lv.get('gateway_cpu_s', 0) / max(1, 2 * lv['rounds']), 2)} ms of CPU, the bare relay "
             f"{f(1000 * relay.get('server_cpu_s', 0) / max(1, 2 * relay['rounds']), 2)} ms. "
-            f"Most of the gap is Rasa recording the human stretch and the gateway feeding it: with that recording "
-            f"held back, one N=500 run measured p99 15.9 ms against 60.6 ms as shipped, minutes apart "
-            f"([ab-runs §8](bench/ab-runs.md)). Recording a claimed conversation's lines in 60 s batches "
-            f"(`HANDOFF_RASA_LOG_CLAIMED_BATCH_S`) cut Rasa's CPU per line by about 40 % ([ab-runs §9](bench/ab-runs.md)), "
-            f"and predicting a batch's lines in one TensorFlow call (`BatchDIETClassifier`) by about as much again "
-            f"([ab-runs §10](bench/ab-runs.md)); Rasa still parses every visitor line."
+            f"What the tail was made of, found in turn: Rasa recording the human stretch and the gateway feeding "
+            f"it ([ab-runs §8](bench/ab-runs.md); since then batched for 60 s, §9, and predicted in one TensorFlow "
+            f"call per batch, §10); the gateway reading a claimed conversation's waiting lines back from the store "
+            f"on every new line (§11 c); and the garbage collector's middle generation walking every socket's "
+            f"waiting tasks and timers every few seconds, 10-40 ms each time (§11 d). Both of the last two are "
+            f"fixed; lowering Rasa's CPU priority changed nothing (§11 a). What remains is the gateway's own work "
+            f"per message (store, SSE fan-out, the pipe) on a loop it shares with 500 sockets."
             + store_busy(prod))
     mx, fmx = prod.get("mixed"), floor.get("mixed")
     if mx and fmx:
