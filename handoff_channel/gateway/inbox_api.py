@@ -13,7 +13,7 @@ from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from .. import auth
-from ..bus import RESYNC, EventBus
+from ..bus import EventBus
 from ..errors import (
     HandoffError,
     InvalidJson,
@@ -25,6 +25,7 @@ from ..models import Agent, Availability, Event, now
 from ..service import HandoffService
 from ..settings import Settings
 from ..store import ConversationStore
+from .feed import FeedReader
 
 log = logging.getLogger(__name__)
 
@@ -326,8 +327,8 @@ class InboxApi:
 
     async def stream(self, request: Request, last: Optional[int], agent: Optional[Agent] = None) -> None:
         """Server-sent events: first what the client missed since ``last`` (from the store), then
-        live events from the bus. A gap in ids is filled from the store, so an event published out
-        of commit order is still sent in order."""
+        live events from the bus, always in id order (``FeedReader``: an event above a gap waits
+        for the missing ones, from the bus or else the store)."""
         sub = self.bus.subscribe()
         resp = await request.respond(
             content_type="text/event-stream; charset=utf-8",
@@ -337,22 +338,10 @@ class InboxApi:
             await resp.send(": connected\nretry: 2000\n\n")
             if last is None:
                 last = await self.store.last_event_id()
-
-            async def catch_up() -> None:
-                nonlocal last
-                assert last is not None
-                while True:
-                    batch = await self.store.events_after(last)
-                    for ev in batch:
-                        await resp.send(self._frame(ev))
-                        last = ev.id
-                    if len(batch) < 500:
-                        return
-
-            await catch_up()
+            reader = FeedReader(self.store, sub, last)
             while True:
                 try:
-                    ev = await sub.get(self.settings.sse_keepalive_s)
+                    run = await reader.read(self.settings.sse_keepalive_s)
                 except asyncio.TimeoutError:
                     await resp.send(": keep-alive\n\n")
                     if agent is not None:  # an open stream is an open inbox
@@ -361,19 +350,10 @@ class InboxApi:
                         except HandoffError as exc:
                             log.warning("heartbeat of %s not recorded: %s", agent.username, exc)
                     continue
-                if ev is None:  # dropped for falling behind: the client reconnects with Last-Event-ID
+                if run is None:  # dropped for falling behind: the client reconnects with Last-Event-ID
                     return
-                if ev.type == RESYNC:
-                    await catch_up()
-                    continue
-                if ev.id <= last:
-                    continue
-                if ev.id > last + 1:
-                    await catch_up()
-                    if ev.id <= last:
-                        continue
-                await resp.send(self._frame(ev))
-                last = ev.id
+                # One write for a run: events that were ready together leave together.
+                await resp.send("".join(self._frame(ev) for ev in run))
         except asyncio.CancelledError:
             raise  # the client disconnected; the finally block cleans up
         except (ConnectionError, OSError):
