@@ -259,7 +259,9 @@ def why_md(res: dict[str, Any]) -> str:
                 f"{f(1000 * (slv.get('gateway_cpu_s', 0) + slv.get('gateway2_cpu_s', 0)) / max(1, 2 * slv['rounds']), 2)} ms "
                 f"of CPU between them, against {f(1000 * lv.get('gateway_cpu_s', 0) / max(1, 2 * lv['rounds']), 2)} ms "
                 f"for the one SQLite gateway: every event also crosses Redis to both, and each PostgreSQL "
-                f"transaction is a few network round trips from a worker thread. The machine runs out of CPU, "
+                f"transaction is a few network round trips from a worker thread (an inbox's stream no longer "
+                f"reads the store when another instance's event is still crossing Redis: "
+                f"[ab-runs §12](bench/ab-runs.md)). The machine runs out of CPU, "
                 f"and messages queue; production puts the gateways, PostgreSQL and Rasa on their own cores "
                 f"(docs/scaling.md).")
     h = prod.get("handoff", {}).get("idle", {}).get("action_end_to_sse", {})
