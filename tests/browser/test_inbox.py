@@ -271,3 +271,35 @@ async def test_keyboard_only_claim_reply_saved_reply_and_resolve(new_page, base_
         await expect(page.locator(".timeline")).to_contain_text("Answered with the welcome reply")
     finally:
         await leave(visitor)
+
+
+async def test_a_saved_reply_list_opened_right_after_leaving_the_box_still_inserts_on_enter(new_page, base_url, tom_api):
+    # Leaving the reply box closes the saved-reply list a moment later. An agent who clicks away and
+    # straight back and types a /shortcut within that moment used to see the list vanish under the
+    # cursor, and Enter then sent "/shortcut" to the visitor instead of inserting the reply.
+    shortcut = "back" + unique_name("")[1:]
+    await tom_api.ok("POST", "/api/canned", {"shortcut": shortcut, "text": "One moment, I am checking your order."})
+    page = await new_page()
+    agent = InboxPage(page, base_url)
+    await agent.login("sarah", PASSWORD)
+    name = unique_name("Noa")
+    visitor = Visitor(base_url)
+    await visitor.connect()
+    try:
+        await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
+        await expect(agent.row(name)).to_be_visible(timeout=TIMEOUT)
+        await agent.open(name)
+        await agent.claim()
+        await agent.composer.focus()
+        await page.evaluate("() => { const t = document.querySelector('.composer-input'); t.blur(); t.focus(); }")
+        await agent.composer.type(f"/{shortcut}")
+        await expect(page.locator(".canned-item.active")).to_contain_text(f"/{shortcut}", timeout=TIMEOUT)
+        await page.wait_for_timeout(400)  # well past the close-on-leave delay
+        await expect(page.locator(".canned-item.active")).to_be_visible()
+        await agent.composer.press("Enter")
+        await expect(agent.composer).to_have_value("One moment, I am checking your order.")
+        await agent.composer.press("Enter")  # sends it
+        await visitor.wait_text("I am checking your order.")
+        assert not [t for t in visitor.texts() if shortcut in t], visitor.texts()
+    finally:
+        await leave(visitor)

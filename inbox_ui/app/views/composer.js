@@ -70,7 +70,12 @@ export function createComposer({ onSaveCanned }) {
   });
   textarea.addEventListener("blur", () => {
     flushDraft();
-    setTimeout(closeCanned, 150);
+    // Close the saved-reply list a moment later (a click on an item lands first), but only if the
+    // box is still left: an agent who clicks away and straight back, and starts a /shortcut within
+    // that moment, must not see the list vanish, or Enter would send "/shortcut" to the visitor.
+    setTimeout(() => {
+      if (document.activeElement !== textarea) closeCanned();
+    }, 150);
   });
   textarea.addEventListener("keydown", (e) => {
     if (canned.open) {
