@@ -384,8 +384,15 @@ async def test_rasa_restart_never_gaps_humans_and_answers_bot_visitors_afterward
         await bot_visitor.wait_for(lambda ms: len(ms) >= n_bot + 2, timeout=120)  # ...until Rasa is back
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{_diagnosis(prod, bot_cid, since)}") from None
+    # ...and the bot never spoke to the human's visitor. When the stall outlasted the ping timeout
+    # (Rasa took over ~40 s to load), the gateway found the human's socket dead too and, not
+    # knowing what it had read, sent the lines since its last pong again to the new socket: a
+    # repeat of what the visitor already has is allowed (delivery is at least once), anything
+    # new is not.
     human_texts = [m.get("text", "") for m in human_visitor.received[human_before:]]
-    assert human_texts == [f"yes {i}" for i in range(5)]  # and the bot never spoke to the human's visitor
+    assert human_texts[:5] == [f"yes {i}" for i in range(5)]
+    already_seen = {m.get("text", "") for m in human_visitor.received[:human_before + 5]}
+    assert set(human_texts[5:]) <= already_seen, human_texts
     await human_visitor.close()
     await bot_visitor.close()
     await agent.close()
