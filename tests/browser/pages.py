@@ -15,6 +15,7 @@ from playwright.async_api import Locator, Page, expect
 from tests.support import Visitor
 
 TIMEOUT = 20_000  # ms: a bot turn on the real stack takes well under a second; CI machines vary
+ASK_FOR_PERSON = "I want to talk to a human"
 
 
 def unique_name(prefix: str) -> str:
@@ -33,6 +34,15 @@ async def leave(visitor: Visitor) -> None:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+
+
+async def queued_conversation(base_url: str, name: str) -> Visitor:
+    """A socket.io visitor named ``name`` who asked for a person and was told one is coming."""
+    visitor = Visitor(base_url)
+    await visitor.connect()
+    await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
+    await visitor.wait_text("Connecting you to a person")
+    return visitor
 
 
 class VisitorPage:

@@ -12,11 +12,9 @@ from playwright.async_api import Route, expect
 from tests.conftest import PASSWORD
 from tests.support import Visitor
 
-from .pages import TIMEOUT, InboxPage, VisitorPage, leave, unique_name
+from .pages import ASK_FOR_PERSON, TIMEOUT, InboxPage, VisitorPage, leave, queued_conversation, unique_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-ASK_FOR_PERSON = "I want to talk to a human"
 
 
 async def test_visitor_and_agent_complete_a_handoff_and_the_bot_takes_over_again(new_page, base_url):
@@ -283,10 +281,8 @@ async def test_a_saved_reply_list_opened_right_after_leaving_the_box_still_inser
     agent = InboxPage(page, base_url)
     await agent.login("sarah", PASSWORD)
     name = unique_name("Noa")
-    visitor = Visitor(base_url)
-    await visitor.connect()
+    visitor = await queued_conversation(base_url, name)
     try:
-        await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
         await expect(agent.row(name)).to_be_visible(timeout=TIMEOUT)
         await agent.open(name)
         await agent.claim()

@@ -14,11 +14,10 @@ from handoff_channel.settings import REPO_ROOT
 from tests.conftest import PASSWORD
 from tests.support import AgentClient, Visitor
 
-from .pages import TIMEOUT, InboxPage, leave, unique_name
+from .pages import TIMEOUT, InboxPage, leave, queued_conversation, unique_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-ASK_FOR_PERSON = "I want to talk to a human"
 
 
 @pytest.fixture
@@ -27,14 +26,6 @@ async def boss_api(base_url: str) -> AsyncIterator[AgentClient]:
     await client.login("boss", PASSWORD)
     yield client
     await client.close()
-
-
-async def queued_conversation(base_url: str, name: str) -> Visitor:
-    visitor = Visitor(base_url)
-    await visitor.connect()
-    await visitor.say(ASK_FOR_PERSON, custom={"language": "en", "name": name})
-    await visitor.wait_text("Connecting you to a person")
-    return visitor
 
 
 # The visitor's side of a ticket is the bot's offline_ticket_form (issue 6, bot part). Until a bot
