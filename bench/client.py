@@ -742,10 +742,20 @@ async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
         await paced(convs, pacing, fwd.round)
         await fwd.drain()
         level["relay"] = dict(fwd.result(), **probe.result())
+        # The same relay again, each line committed to SQLite before it is passed on.
+        if await agents[0].post("/bench/durable", {"on": True}) == 200:
+            fwd = Forwarding(hub)
+            probe = Probe(pids)
+            await paced(convs, pacing, fwd.round)
+            await fwd.drain()
+            level["relay_durable"] = dict(fwd.result(), **probe.result())
+            await agents[0].post("/bench/durable", {"on": False})
         level["loadavg"] = os.getloadavg()
         out["levels"][str(n)] = level
+        durable = level.get("relay_durable", {})
         log(f"floor N={n}: echo p50/p99 {level['echo'].get('p50')}/{level['echo'].get('p99')} ms, relay v2a p99 "
-            f"{level['relay']['v2a'].get('p99')} a2v p99 {level['relay']['a2v'].get('p99')} ms")
+            f"{level['relay']['v2a'].get('p99')} a2v p99 {level['relay']['a2v'].get('p99')} ms, durable relay v2a p99 "
+            f"{durable.get('v2a', {}).get('p99')} a2v p99 {durable.get('a2v', {}).get('p99')} ms")
     await close_all(visitors)
 
     # The floor's shape of the mixed load: 150 echo visitors next to 50 relayed conversations.

@@ -185,6 +185,15 @@ def store_busy(prod: dict[str, Any]) -> str:
             f"{f(busy.get('MainThread'))} %.")
 
 
+def durable_note(fl: dict[str, Any], echo: dict[str, Any]) -> str:
+    """The floor's durable relay (the relay plus one committed SQLite row per line) against the echo."""
+    if "relay_durable" not in fl:
+        return ""
+    d = worst_p99(fl["relay_durable"])
+    return (f"With each line committed to SQLite first (the *durable relay*, still without auth, the inbox's "
+            f"state or Rasa) its worst p99 is {f(d)} ms, {f(ratio(d, echo.get('p99')), 1)}× the echo. ")
+
+
 def why_md(res: dict[str, Any]) -> str:
     """For each target this run missed: what the floor itself does at the same load, and where the
     machine's two cores went, so a failure on this hardware can be told from one in our code."""
@@ -207,6 +216,7 @@ def why_md(res: dict[str, Any]) -> str:
             + (f"{f(relay_ratio, 1)}× the floor already, before any of our code. " if relay_ratio and relay_ratio > 2
                else f"{f(relay_ratio, 1)}× the floor in this run, within the target (with 20 s levels the relay's p99 "
                     f"was up to 3× the echo's). ")
+            + durable_note(fl, echo)
             + f"The target compares with the echo, a single socket round "
             f"trip. Our worst p99 is {f(worst)} ms, {f(ratio(worst, relay_worst), 1)}× "
             f"the bare relay. CPU over the level (% of one core; the machine has {res['machine']['cores']}, "
@@ -380,13 +390,14 @@ def render(res: dict[str, Any], png_names: list[str], png_rel: str) -> tuple[str
     for n in levels:
         lv, fl = prod["levels"][str(n)], floor["levels"][str(n)]
         fwd_rows.append([str(n), f"{lv['think_s']:g}", *lat(lv["v2a"]), *lat(lv["a2v"]), *lat(fl["echo"]),
-                         f(fl["relay"]["v2a"].get("p99")), f(ratio(worst_p99(lv), fl["echo"].get("p99")), 1) + "×",
+                         f(fl["relay"]["v2a"].get("p99")), f(worst_p99(fl["relay_durable"]) if "relay_durable" in fl else None),
+                         f(ratio(worst_p99(lv), fl["echo"].get("p99")), 1) + "×",
                          str(lv["rounds"]), f"{errors(lv)} / {lost(lv)} / {late(lv)}",
                          f(1000 * lv.get("gateway_cpu_s", 0) / max(1, 2 * lv["rounds"]), 2),
                          f(1000 * lv.get("rasa_cpu_s", 0) / max(1, 2 * lv["rounds"]), 2),
                          f(1000 * fl["relay"].get("server_cpu_s", 0) / max(1, 2 * fl["relay"]["rounds"]), 2)])
     fwd_md = md_table(["N", "think s", "v→a p50", "p95", "p99", "a→v p50", "p95", "p99", "floor echo p50", "p95", "p99",
-                       "floor relay v→a p99", "worst p99 / floor p99", "rounds", "errors / lost / late", "gateway CPU ms/msg",
+                       "floor relay v→a p99", "floor durable relay worst p99", "worst p99 / floor p99", "rounds", "errors / lost / late", "gateway CPU ms/msg",
                        "Rasa CPU ms/msg", "floor relay CPU ms/msg"],
                       fwd_rows)
 
@@ -502,7 +513,9 @@ latency with the same clock. Percentiles are nearest-rank.
    same ping settings) with nothing in between: *echo* sends a visitor's `user_uttered` straight back as
    `bot_uttered` (the issue's floor); *relay* pushes it to every SSE stream, and an agent's
    `POST /api/conversations/<id>/messages` straight to the visitor's room: the gateway's two forwarding paths
-   without store, auth, or Rasa. Same client code, same pacing, same N as the product.
+   without store, auth, or Rasa; *durable relay* is the relay again with each line first written to SQLite
+   and committed (one row, the gateway's WAL settings), the least a server must do before it acknowledges a
+   line it promises not to lose. Same client code, same pacing, same N as the product.
 2. **Bot turns**: `user_uttered` → first `bot_uttered`, {p['bot_reps']} conversations of 10 turns per channel,
    alternating ours/stock, one at a time, FAQ texts answered by a template (no custom action). A new
    conversation every 10 turns keeps the tracker length the same for both. The visitor waits

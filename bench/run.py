@@ -3,7 +3,7 @@ load client (bench/client.py, in the bench venv) against them, stops every proce
 and hands the numbers to bench/report.py for the table and docs/benchmarks.md.
 
 Order (one run, so every comparison is made on the same machine at the same time):
-  1. the floor: bench/floor_server.py (Sanic + python-socketio, nothing stored), echo and relay;
+  1. the floor: bench/floor_server.py (Sanic + python-socketio), echo, relay (nothing stored) and durable relay;
   2. the product: action server + ``rasa run`` with our channel + the gateway (devstack.Stack),
      and next to it a second ``rasa run`` with Rasa's stock socket.io channel on the same model
      (python-socketio 5.9.0 overlaid on PYTHONPATH so its replies are delivered);
@@ -208,15 +208,20 @@ def run_client(client_python: str, mode: str, out: Path, timeout: float,
 def floor_phase(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     port = free_port()
     log = open(work / "floor.log", "ab")
-    proc = subprocess.Popen([str(VENV_BIN / "python"), str(BENCH_DIR / "floor_server.py"), str(port)],
+    db = work / "floor.db"
+    for leftover in work.glob("floor.db*"):
+        leftover.unlink()
+    proc = subprocess.Popen([str(VENV_BIN / "python"), str(BENCH_DIR / "floor_server.py"), str(port), str(db)],
                             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 30, proc, "the floor server")
         say(f"floor: bare Sanic + python-socketio server on port {port} (pid {proc.pid})")
         parts = ",".join(x for x in (args.parts or "memory,levels,mixed").split(",") if x in ("memory", "levels", "mixed"))
-        return run_client(args.client_python, "floor", work / "floor.json", 600 if not args.quick else 120,
-                          url=f"http://127.0.0.1:{port}", pid=proc.pid, quick=args.quick, levels=args.levels or None,
-                          parts=parts or "levels")
+        res = run_client(args.client_python, "floor", work / "floor.json", 900 if not args.quick else 120,
+                         url=f"http://127.0.0.1:{port}", pid=proc.pid, quick=args.quick, levels=args.levels or None,
+                         parts=parts or "levels")
+        res["durable_db"] = str(db)  # the durable relay's lines, kept with the run's logs
+        return res
     finally:
         stop_group(proc)
         log.close()
@@ -385,6 +390,7 @@ def main() -> int:
     ap.add_argument("--only-scale-out", action="store_true", help="run only the scale-out phase (and the floor)")
     ap.add_argument("--ab-scale-out", action="store_true", help="with --baseline and --scale-out: run the scale-out "
                     "phase once per version too (implied by --only-scale-out)")
+    ap.add_argument("--only-floor", action="store_true", help="run only the floor phase (echo, relay, durable relay)")
     args = ap.parse_args()
     # Absolute: the servers run in bot/, the client in the repository root.
     args.overlay = args.overlay.resolve()
@@ -404,6 +410,12 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
+
+    if args.only_floor:
+        say("phase: the floor")
+        results["floor"] = floor_phase(args, work)
+        results["floor"]["loadavg_end"] = os.getloadavg()
+        return finish(args, results, work, started)
 
     config, name = ("config.fast.yml", "bench-fast") if args.quick else ("config.yml", "bench")
     say(f"training the bot with bot/{config} (Rasa caches it; the first production training takes minutes)")
@@ -449,6 +461,11 @@ def main() -> int:
         results["product"] = product_phase(args, work, model, code[0] if code else None)
     if (args.scale_out or args.only_scale_out) and not ab_scale:
         results["scale_out"] = run_scale_out(args, work, model)
+    return finish(args, results, work, started)
+
+
+def finish(args: argparse.Namespace, results: dict[str, Any], work: Path, started: float) -> int:
+    """Write the raw results JSON."""
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["elapsed_s"] = round(time.time() - started)
     out = args.results or (work / "results.json")

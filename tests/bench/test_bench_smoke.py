@@ -6,6 +6,7 @@ benchmark's own table, never in a timed test."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def test_the_quick_benchmark_runs_end_to_end_and_loses_nothing() -> None:
 
     floor = results["floor"]
     assert floor["levels"] and all(level["echo"]["n"] > 0 for level in floor["levels"].values())
+    # The durable relay really committed every line it relayed, and lost none.
+    durable = [level["relay_durable"] for level in floor["levels"].values()]
+    relayed = sum(d["v2a"]["n"] + d["a2v"]["n"] for d in durable)
+    assert relayed > 0 and all(d["lost_v2a"] == 0 and d["lost_a2v"] == 0 for d in durable)
+    with sqlite3.connect(floor["durable_db"]) as db:
+        assert db.execute("SELECT count(*) FROM lines").fetchone()[0] >= relayed
     product = results["product"]
     assert product["bot_turns"]["ours"]["n"] > 0 and product["bot_turns"]["stock"]["n"] > 0
     assert product["bot_turns"]["ours"]["missing"] == 0 and product["bot_turns"]["stock"]["missing"] == 0
