@@ -1,6 +1,7 @@
 """The floor: the smallest server on the gateway's own stack (Sanic 21.12 + python-socketio 5,
 ``async_mode="sanic"``, same ping settings) that speaks the same protocol as the gateway, so the
-same client harness runs against both. Nothing is stored, nothing is authenticated.
+same client harness runs against both. Nothing is authenticated, and nothing stored but the durable
+relay's lines.
 
 * ``user_uttered`` is acknowledged at once. With ``customData.bench == "echo"`` it is echoed back
   to the sender as ``bot_uttered`` (the *echo* floor); otherwise it is pushed to every SSE stream
